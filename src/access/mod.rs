@@ -1,0 +1,178 @@
+//! Patient and referrer grants: issue, redeem, revoke; and the sessions they open.
+
+pub mod ratelimit;
+pub mod sessions;
+
+use crate::app::Services;
+use crate::audit::{self, Actor};
+use crate::auth::passwords::HashError;
+use crate::db::DbError;
+use crate::db::access::{GrantRow, NewGrant};
+use crate::domain::codes::{AccessCode, GrantPassword};
+use crate::domain::{Audience, new_id, new_token, token_hash};
+
+/// Wrong passwords before each further try has to wait (growing delay).
+pub const DELAY_AFTER_FAILURES: i64 = 5;
+/// Failures within [`FAILURE_WINDOW_SECS`] that lock the grant until the practice reissues it.
+pub const LOCK_AFTER_FAILURES: i64 = 10;
+pub const FAILURE_WINDOW_SECS: i64 = 24 * 3600;
+/// Longest grant a practice can issue.
+pub const MAX_GRANT_DAYS: i64 = 5 * 365;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// One answer for unknown code, wrong password, expired, revoked and locked.
+    #[error("access denied")]
+    Denied,
+    #[error("not found")]
+    NotFound,
+    #[error("invalid request: {0}")]
+    Invalid(&'static str),
+    #[error(transparent)]
+    Hash(#[from] HashError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// What the practice prints on the letter. Shown once; only hashes are stored.
+#[derive(Debug, serde::Serialize)]
+pub struct IssuedGrant {
+    pub id: String,
+    pub access_code: String,
+    pub password: String,
+    pub link: String,
+    pub expires_at: i64,
+}
+
+pub async fn issue_grant(
+    svc: &Services,
+    practice_id: &str,
+    study_id: &str,
+    audience: Audience,
+    expires_at: Option<i64>,
+    actor: &Actor,
+) -> Result<IssuedGrant, AccessError> {
+    let practice = svc.db.practice(practice_id).await?.ok_or(AccessError::NotFound)?;
+    svc.db
+        .study_summary(practice_id, study_id)
+        .await?
+        .ok_or(AccessError::NotFound)?;
+    let now = svc.clock.now();
+    let expires_at = expires_at.unwrap_or(now + practice.default_access_days * 86_400);
+    if expires_at <= now || expires_at > now + MAX_GRANT_DAYS * 86_400 {
+        return Err(AccessError::Invalid("expires_at must lie in the future, at most five years ahead"));
+    }
+    let mut rng = rand::rngs::OsRng;
+    let code = AccessCode::generate(&mut rng);
+    let password = GrantPassword::generate(&mut rng);
+    let link_token = new_token(&mut rng);
+    let id = new_id(&mut rng);
+    let password_hash = svc.hasher.hash(password.expose()).await?;
+    svc.db
+        .insert_grant(
+            &NewGrant {
+                id: &id,
+                practice_id,
+                study_id,
+                audience: audience.as_str(),
+                code_hash: &token_hash("access-code", code.normalized()),
+                link_hash: &token_hash("grant-link", &link_token),
+                password_hash: &password_hash,
+                expires_at,
+            },
+            now,
+        )
+        .await?;
+    audit::record(svc, practice_id, actor, "grant.issue", Some(study_id), &format!("grant={id} audience={}", audience.as_str())).await?;
+    Ok(IssuedGrant {
+        id,
+        access_code: code.display(),
+        password: password.expose().to_string(),
+        link: format!("{}/s/{}", svc.public_url, link_token),
+        expires_at,
+    })
+}
+
+/// How long a grant with `failures` recent failures makes the next try wait.
+fn retry_delay(failures: i64) -> i64 {
+    if failures < DELAY_AFTER_FAILURES {
+        0
+    } else {
+        (1i64 << (failures - DELAY_AFTER_FAILURES).min(8)).min(300)
+    }
+}
+
+/// Checks a password against a grant found by code or link. Always spends one
+/// argon2 verification, so every refusal takes the same time.
+async fn redeem(svc: &Services, grant: Option<GrantRow>, password: &str) -> Result<GrantRow, AccessError> {
+    let now = svc.clock.now();
+    let normalized = GrantPassword::normalize_input(password).unwrap_or_default();
+    let ok = svc
+        .hasher
+        .verify(grant.as_ref().map(|g| g.password_hash.as_str()), &normalized)
+        .await?;
+    let Some(grant) = grant else {
+        return Err(AccessError::Denied);
+    };
+    let usable = grant.revoked_at.is_none() && grant.locked_at.is_none() && grant.expires_at > now;
+    let waiting = now < grant.last_failed_at + retry_delay(grant.failed_count);
+    if !usable {
+        return Err(AccessError::Denied);
+    }
+    if waiting {
+        // Tries during the wait count too, so hammering only lengthens it.
+        svc.db
+            .record_grant_failure(&grant.id, now, FAILURE_WINDOW_SECS, LOCK_AFTER_FAILURES)
+            .await?;
+        return Err(AccessError::Denied);
+    }
+    if !ok {
+        svc.db
+            .record_grant_failure(&grant.id, now, FAILURE_WINDOW_SECS, LOCK_AFTER_FAILURES)
+            .await?;
+        let refreshed = svc.db.grant_by_id(&grant.id).await?;
+        if let Some(g) = refreshed.filter(|g| g.locked_at.is_some()) {
+            audit::record(svc, &g.practice_id, &actor_of(&g), "grant.locked", Some(&g.study_id), &format!("grant={}", g.id)).await?;
+        }
+        return Err(AccessError::Denied);
+    }
+    svc.db.record_grant_success(&grant.id, now).await?;
+    audit::record(svc, &grant.practice_id, &actor_of(&grant), "grant.redeem", Some(&grant.study_id), &format!("grant={}", grant.id)).await?;
+    Ok(grant)
+}
+
+pub fn actor_of(g: &GrantRow) -> Actor {
+    if g.audience == "referrer" {
+        Actor::Referrer { grant_id: g.id.clone() }
+    } else {
+        Actor::Patient { grant_id: g.id.clone() }
+    }
+}
+
+/// Code + password from the start page. Opens a session; returns its cookie value.
+pub async fn redeem_code(svc: &Services, code_input: &str, password: &str) -> Result<String, AccessError> {
+    let grant = match AccessCode::parse(code_input) {
+        Some(code) => svc.db.grant_by_code_hash(&token_hash("access-code", code.normalized())).await?,
+        None => None,
+    };
+    let grant = redeem(svc, grant, password).await?;
+    Ok(sessions::open_patient_session(svc, &grant).await?)
+}
+
+/// Link token + password from the QR code page.
+pub async fn redeem_link(svc: &Services, link_token: &str, password: &str) -> Result<String, AccessError> {
+    let grant = if link_token.len() <= 128 {
+        svc.db.grant_by_link_hash(&token_hash("grant-link", link_token)).await?
+    } else {
+        None
+    };
+    let grant = redeem(svc, grant, password).await?;
+    Ok(sessions::open_patient_session(svc, &grant).await?)
+}
+
+pub async fn revoke_grant(svc: &Services, practice_id: &str, grant_id: &str, actor: &Actor) -> Result<(), AccessError> {
+    let grant = svc.db.grant(practice_id, grant_id).await?.ok_or(AccessError::NotFound)?;
+    svc.db.revoke_grant(practice_id, grant_id, svc.clock.now()).await?;
+    audit::record(svc, practice_id, actor, "grant.revoke", Some(&grant.study_id), &format!("grant={grant_id}")).await?;
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! Who is calling: passwords, TOTP, API clients and session tokens.
+
+pub mod api_clients;
+pub mod passwords;
+pub mod totp;

@@ -1,0 +1,118 @@
+//! Filesystem backend: one file per object under the data directory. Writes go to a
+//! temporary name in the same folder and are renamed after fsync, so a crash never
+//! leaves a partial object under its real name. Only ciphertext is ever written.
+
+use super::{BlobError, BlobStore, ByteStream, validate_key};
+use futures_util::StreamExt;
+use rand::RngCore;
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio_util::io::ReaderStream;
+
+const READ_CHUNK: usize = 64 * 1024;
+
+pub struct FsStore {
+    root: PathBuf,
+}
+
+impl FsStore {
+    pub async fn open(root: &Path) -> Result<Self, BlobError> {
+        tokio::fs::create_dir_all(root).await?;
+        Ok(FsStore {
+            root: root.to_path_buf(),
+        })
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, BlobError> {
+        validate_key(key)?;
+        Ok(self.root.join(key))
+    }
+}
+
+#[async_trait::async_trait]
+impl BlobStore for FsStore {
+    async fn put(&self, key: &str, mut body: ByteStream) -> Result<u64, BlobError> {
+        let path = self.path(key)?;
+        let dir = path.parent().ok_or(BlobError::InvalidKey)?;
+        tokio::fs::create_dir_all(dir).await?;
+        let tmp = dir.join(format!(".tmp-{:016x}", rand::thread_rng().next_u64()));
+        let result: Result<u64, BlobError> = async {
+            let mut file = tokio::fs::File::create(&tmp).await?;
+            let mut written = 0u64;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk?;
+                file.write_all(&chunk).await?;
+                written += chunk.len() as u64;
+            }
+            file.sync_all().await?;
+            drop(file);
+            tokio::fs::rename(&tmp, &path).await?;
+            Ok(written)
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result
+    }
+
+    async fn get(&self, key: &str) -> Result<ByteStream, BlobError> {
+        let file = tokio::fs::File::open(self.path(key)?).await?;
+        Ok(Box::pin(ReaderStream::with_capacity(file, READ_CHUNK)))
+    }
+
+    async fn get_range(&self, key: &str, start: u64, end: u64) -> Result<ByteStream, BlobError> {
+        let mut file = tokio::fs::File::open(self.path(key)?).await?;
+        let len = file.metadata().await?.len();
+        if start > end || end > len {
+            return Err(BlobError::Backend("range outside object".into()));
+        }
+        file.seek(std::io::SeekFrom::Start(start)).await?;
+        Ok(Box::pin(ReaderStream::with_capacity(
+            file.take(end - start),
+            READ_CHUNK,
+        )))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BlobError> {
+        match tokio::fs::remove_file(self.path(key)?).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<String>, BlobError> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.root.clone()];
+        while let Some(dir) = stack.pop() {
+            let mut rd = match tokio::fs::read_dir(&dir).await {
+                Ok(rd) => rd,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
+            while let Some(entry) = rd.next_entry().await? {
+                let p = entry.path();
+                if entry.file_type().await?.is_dir() {
+                    stack.push(p);
+                } else if let Ok(rel) = p.strip_prefix(&self.root) {
+                    let name = rel.to_string_lossy().replace('\\', "/");
+                    if !name.rsplit('/').next().unwrap_or("").starts_with(".tmp-") {
+                        out.push(name);
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn health(&self) -> Result<(), BlobError> {
+        tokio::fs::metadata(&self.root).await?;
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!("filesystem at {}", self.root.display())
+    }
+}

@@ -1,0 +1,251 @@
+//! Patient/referrer grants and server-side sessions.
+
+use super::{Db, DbResult, get_i64, get_opt_i64, get_str};
+use sqlx::any::AnyRow;
+
+#[derive(Debug, Clone)]
+pub struct GrantRow {
+    pub id: String,
+    pub practice_id: String,
+    pub study_id: String,
+    pub audience: String,
+    pub password_hash: String,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    pub failed_count: i64,
+    pub failed_window_start: i64,
+    pub last_failed_at: i64,
+    pub locked_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewGrant<'a> {
+    pub id: &'a str,
+    pub practice_id: &'a str,
+    pub study_id: &'a str,
+    pub audience: &'a str,
+    pub code_hash: &'a str,
+    pub link_hash: &'a str,
+    pub password_hash: &'a str,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub kind: String,
+    pub practice_id: String,
+    pub grant_id: Option<String>,
+    pub user_id: Option<String>,
+    pub created_at: i64,
+    pub alive_until: i64,
+    pub last_input_at: i64,
+    pub ended_at: Option<i64>,
+}
+
+const GRANT_SELECT: &str = "SELECT id, practice_id, study_id, audience, password_hash, expires_at, revoked_at,
+        failed_count, failed_window_start, last_failed_at, locked_at FROM grants";
+
+fn grant_from(r: &AnyRow) -> DbResult<GrantRow> {
+    Ok(GrantRow {
+        id: get_str(r, "id")?,
+        practice_id: get_str(r, "practice_id")?,
+        study_id: get_str(r, "study_id")?,
+        audience: get_str(r, "audience")?,
+        password_hash: get_str(r, "password_hash")?,
+        expires_at: get_i64(r, "expires_at")?,
+        revoked_at: get_opt_i64(r, "revoked_at")?,
+        failed_count: get_i64(r, "failed_count")?,
+        failed_window_start: get_i64(r, "failed_window_start")?,
+        last_failed_at: get_i64(r, "last_failed_at")?,
+        locked_at: get_opt_i64(r, "locked_at")?,
+    })
+}
+
+impl Db {
+    pub async fn insert_grant(&self, g: &NewGrant<'_>, now: i64) -> DbResult<()> {
+        sqlx::query(
+            "INSERT INTO grants (id, practice_id, study_id, audience, code_hash, link_hash, password_hash,
+                 expires_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(g.id)
+        .bind(g.practice_id)
+        .bind(g.study_id)
+        .bind(g.audience)
+        .bind(g.code_hash)
+        .bind(g.link_hash)
+        .bind(g.password_hash)
+        .bind(g.expires_at)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn grant_by_code_hash(&self, code_hash: &str) -> DbResult<Option<GrantRow>> {
+        let sql = format!("{GRANT_SELECT} WHERE code_hash = $1");
+        let row = sqlx::query(&sql).bind(code_hash).fetch_optional(self.pool()).await?;
+        row.as_ref().map(grant_from).transpose()
+    }
+
+    pub async fn grant_by_link_hash(&self, link_hash: &str) -> DbResult<Option<GrantRow>> {
+        let sql = format!("{GRANT_SELECT} WHERE link_hash = $1");
+        let row = sqlx::query(&sql).bind(link_hash).fetch_optional(self.pool()).await?;
+        row.as_ref().map(grant_from).transpose()
+    }
+
+    pub async fn grant(&self, practice_id: &str, grant_id: &str) -> DbResult<Option<GrantRow>> {
+        let sql = format!("{GRANT_SELECT} WHERE practice_id = $1 AND id = $2");
+        let row = sqlx::query(&sql)
+            .bind(practice_id)
+            .bind(grant_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(grant_from).transpose()
+    }
+
+    pub async fn grant_by_id(&self, grant_id: &str) -> DbResult<Option<GrantRow>> {
+        let sql = format!("{GRANT_SELECT} WHERE id = $1");
+        let row = sqlx::query(&sql).bind(grant_id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(grant_from).transpose()
+    }
+
+    /// Records a failed password: the count restarts when the 24 h window has passed,
+    /// and the grant locks once `lock_after` failures fall inside one window.
+    pub async fn record_grant_failure(
+        &self,
+        grant_id: &str,
+        now: i64,
+        window_secs: i64,
+        lock_after: i64,
+    ) -> DbResult<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "UPDATE grants SET
+                failed_count = CASE WHEN failed_window_start + $2 < $3 THEN 1 ELSE failed_count + 1 END,
+                failed_window_start = CASE WHEN failed_window_start + $2 < $3 THEN $3 ELSE failed_window_start END,
+                last_failed_at = $3
+             WHERE id = $1",
+        )
+        .bind(grant_id)
+        .bind(window_secs)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE grants SET locked_at = $2 WHERE id = $1 AND failed_count >= $3 AND locked_at IS NULL")
+            .bind(grant_id)
+            .bind(now)
+            .bind(lock_after)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn record_grant_success(&self, grant_id: &str, now: i64) -> DbResult<()> {
+        sqlx::query(
+            "UPDATE grants SET failed_count = 0, first_opened_at = COALESCE(first_opened_at, $2) WHERE id = $1",
+        )
+        .bind(grant_id)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Revokes a grant and ends its live sessions at once.
+    pub async fn revoke_grant(&self, practice_id: &str, grant_id: &str, now: i64) -> DbResult<bool> {
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE grants SET revoked_at = $3 WHERE practice_id = $1 AND id = $2 AND revoked_at IS NULL",
+        )
+        .bind(practice_id)
+        .bind(grant_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE sessions SET ended_at = $2 WHERE grant_id = $1 AND ended_at IS NULL")
+            .bind(grant_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn insert_session(
+        &self,
+        id_hash: &str,
+        kind: &str,
+        practice_id: &str,
+        grant_id: Option<&str>,
+        user_id: Option<&str>,
+        now: i64,
+        alive_until: i64,
+    ) -> DbResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, kind, practice_id, grant_id, user_id, created_at, alive_until, last_input_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $6)",
+        )
+        .bind(id_hash)
+        .bind(kind)
+        .bind(practice_id)
+        .bind(grant_id)
+        .bind(user_id)
+        .bind(now)
+        .bind(alive_until)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn session(&self, id_hash: &str) -> DbResult<Option<SessionRow>> {
+        let row = sqlx::query(
+            "SELECT kind, practice_id, grant_id, user_id, created_at, alive_until, last_input_at, ended_at
+             FROM sessions WHERE id_hash = $1",
+        )
+        .bind(id_hash)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(SessionRow {
+                kind: get_str(&r, "kind")?,
+                practice_id: get_str(&r, "practice_id")?,
+                grant_id: sqlx::Row::try_get(&r, "grant_id")?,
+                user_id: sqlx::Row::try_get(&r, "user_id")?,
+                created_at: get_i64(&r, "created_at")?,
+                alive_until: get_i64(&r, "alive_until")?,
+                last_input_at: get_i64(&r, "last_input_at")?,
+                ended_at: get_opt_i64(&r, "ended_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn touch_session(
+        &self,
+        id_hash: &str,
+        alive_until: i64,
+        user_input_at: Option<i64>,
+    ) -> DbResult<()> {
+        sqlx::query(
+            "UPDATE sessions SET alive_until = $2, last_input_at = COALESCE($3, last_input_at)
+             WHERE id_hash = $1 AND ended_at IS NULL",
+        )
+        .bind(id_hash)
+        .bind(alive_until)
+        .bind(user_input_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn end_session(&self, id_hash: &str, now: i64) -> DbResult<()> {
+        sqlx::query("UPDATE sessions SET ended_at = $2 WHERE id_hash = $1 AND ended_at IS NULL")
+            .bind(id_hash)
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,354 @@
+//! Practices, their keys, staff users and API clients.
+
+use super::{Db, DbResult, get_bytes, get_i64, get_opt_i64, get_str};
+use sqlx::Row;
+
+#[derive(Debug, Clone)]
+pub struct PracticeRow {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    pub default_access_days: i64,
+    pub kek_id: String,
+    pub audit_head: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PracticeKeyRow {
+    pub id: String,
+    pub practice_id: String,
+    pub root_key_id: String,
+    pub wrapped: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewStaffUser<'a> {
+    pub id: &'a str,
+    pub practice_id: &'a str,
+    pub username: &'a str,
+    pub display_name: &'a str,
+    pub role: &'a str,
+    pub password_hash: &'a str,
+    pub must_change_password: bool,
+    pub totp_sealed: Option<&'a [u8]>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiClientRow {
+    pub id: String,
+    pub practice_id: String,
+    pub client_id: String,
+    pub secret_hash: String,
+    pub expires_at: i64,
+    pub disabled_at: Option<i64>,
+}
+
+fn practice_from(row: &sqlx::any::AnyRow) -> DbResult<PracticeRow> {
+    Ok(PracticeRow {
+        id: get_str(row, "id")?,
+        name: get_str(row, "name")?,
+        address: get_str(row, "address")?,
+        default_access_days: get_i64(row, "default_access_days")?,
+        kek_id: get_str(row, "kek_id")?,
+        audit_head: get_str(row, "audit_head")?,
+    })
+}
+
+fn key_from(row: &sqlx::any::AnyRow) -> DbResult<PracticeKeyRow> {
+    Ok(PracticeKeyRow {
+        id: get_str(row, "id")?,
+        practice_id: get_str(row, "practice_id")?,
+        root_key_id: get_str(row, "root_key_id")?,
+        wrapped: get_bytes(row, "wrapped")?,
+    })
+}
+
+impl Db {
+    pub async fn root_key_ids(&self) -> DbResult<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT id, state FROM root_keys ORDER BY created_at")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((get_str(r, "id")?, get_str(r, "state")?)))
+            .collect()
+    }
+
+    pub async fn insert_root_key(&self, id: &str, now: i64) -> DbResult<()> {
+        sqlx::query("INSERT INTO root_keys (id, state, created_at) VALUES ($1, 'current', $2)")
+            .bind(id)
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Root ids still referenced by a practice key.
+    pub async fn root_keys_in_use(&self) -> DbResult<Vec<String>> {
+        let rows = sqlx::query("SELECT DISTINCT root_key_id FROM practice_keys")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| get_str(r, "root_key_id")).collect()
+    }
+
+    pub async fn all_practice_keys(&self) -> DbResult<Vec<PracticeKeyRow>> {
+        let rows = sqlx::query("SELECT id, practice_id, root_key_id, wrapped FROM practice_keys")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(key_from).collect()
+    }
+
+    /// Root rotation in one transaction: every practice key rewrapped under the new
+    /// root, the new root made current, the old ones retired.
+    pub async fn rotate_root(
+        &self,
+        new_root_id: &str,
+        rewrapped: &[(String, Vec<u8>)],
+        now: i64,
+    ) -> DbResult<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("UPDATE root_keys SET state = 'retired' WHERE state = 'current'")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO root_keys (id, state, created_at) VALUES ($1, 'current', $2)")
+            .bind(new_root_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        for (key_id, wrapped) in rewrapped {
+            sqlx::query("UPDATE practice_keys SET root_key_id = $1, wrapped = $2 WHERE id = $3")
+                .bind(new_root_id)
+                .bind(wrapped.clone())
+                .bind(key_id.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn insert_practice(
+        &self,
+        practice: &PracticeRow,
+        key: &PracticeKeyRow,
+        now: i64,
+    ) -> DbResult<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO practices (id, name, address, default_access_days, kek_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(practice.id.as_str())
+        .bind(practice.name.as_str())
+        .bind(practice.address.as_str())
+        .bind(practice.default_access_days)
+        .bind(key.id.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO practice_keys (id, practice_id, root_key_id, wrapped, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(key.id.as_str())
+        .bind(key.practice_id.as_str())
+        .bind(key.root_key_id.as_str())
+        .bind(key.wrapped.clone())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn practice(&self, id: &str) -> DbResult<Option<PracticeRow>> {
+        let row = sqlx::query(
+            "SELECT id, name, address, default_access_days, kek_id, audit_head FROM practices WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(practice_from).transpose()
+    }
+
+    pub async fn practices(&self) -> DbResult<Vec<PracticeRow>> {
+        let rows = sqlx::query(
+            "SELECT id, name, address, default_access_days, kek_id, audit_head FROM practices ORDER BY created_at",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(practice_from).collect()
+    }
+
+    pub async fn practice_key(&self, key_id: &str) -> DbResult<Option<PracticeKeyRow>> {
+        let row = sqlx::query(
+            "SELECT id, practice_id, root_key_id, wrapped FROM practice_keys WHERE id = $1",
+        )
+        .bind(key_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(key_from).transpose()
+    }
+
+    /// Practice key rotation: the new key becomes current, every study key of the
+    /// practice is rewrapped under it, and the old key row is destroyed.
+    pub async fn rotate_practice_key(
+        &self,
+        practice_id: &str,
+        new_key: &PracticeKeyRow,
+        rewrapped_studies: &[(String, Vec<u8>)],
+        now: i64,
+    ) -> DbResult<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO practice_keys (id, practice_id, root_key_id, wrapped, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(new_key.id.as_str())
+        .bind(practice_id)
+        .bind(new_key.root_key_id.as_str())
+        .bind(new_key.wrapped.clone())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        for (study_id, wrapped) in rewrapped_studies {
+            sqlx::query("UPDATE studies SET kek_id = $1, wrapped_dek = $2 WHERE id = $3 AND practice_id = $4")
+                .bind(new_key.id.as_str())
+                .bind(wrapped.clone())
+                .bind(study_id.as_str())
+                .bind(practice_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE practices SET kek_id = $1 WHERE id = $2")
+            .bind(new_key.id.as_str())
+            .bind(practice_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM practice_keys WHERE practice_id = $1 AND id <> $2")
+            .bind(practice_id)
+            .bind(new_key.id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn insert_staff_user(&self, u: &NewStaffUser<'_>) -> DbResult<()> {
+        sqlx::query(
+            "INSERT INTO staff_users (id, practice_id, username, display_name, role, password_hash,
+                 must_change_password, totp_sealed, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(u.id)
+        .bind(u.practice_id)
+        .bind(u.username)
+        .bind(u.display_name)
+        .bind(u.role)
+        .bind(u.password_hash)
+        .bind(i64::from(u.must_change_password))
+        .bind(u.totp_sealed.map(<[u8]>::to_vec))
+        .bind(u.created_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn insert_api_client(
+        &self,
+        id: &str,
+        practice_id: &str,
+        client_id: &str,
+        secret_hash: &str,
+        name: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> DbResult<()> {
+        sqlx::query(
+            "INSERT INTO api_clients (id, practice_id, client_id, secret_hash, name, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id)
+        .bind(practice_id)
+        .bind(client_id)
+        .bind(secret_hash)
+        .bind(name)
+        .bind(now)
+        .bind(expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn api_client_by_client_id(&self, client_id: &str) -> DbResult<Option<ApiClientRow>> {
+        let row = sqlx::query(
+            "SELECT id, practice_id, client_id, secret_hash, expires_at, disabled_at
+             FROM api_clients WHERE client_id = $1",
+        )
+        .bind(client_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(ApiClientRow {
+                id: get_str(&r, "id")?,
+                practice_id: get_str(&r, "practice_id")?,
+                client_id: get_str(&r, "client_id")?,
+                secret_hash: get_str(&r, "secret_hash")?,
+                expires_at: get_i64(&r, "expires_at")?,
+                disabled_at: get_opt_i64(&r, "disabled_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn insert_api_token(
+        &self,
+        token_hash: &str,
+        api_client_id: &str,
+        practice_id: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> DbResult<()> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM api_tokens WHERE expires_at < $1")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO api_tokens (token_hash, api_client_id, practice_id, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(token_hash)
+        .bind(api_client_id)
+        .bind(practice_id)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE api_clients SET last_used_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(api_client_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The caller of a bearer token, if the token is live and its client still usable.
+    pub async fn api_token_caller(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> DbResult<Option<(String, String)>> {
+        let row = sqlx::query(
+            "SELECT t.practice_id, c.id AS client_id FROM api_tokens t
+             JOIN api_clients c ON c.id = t.api_client_id
+             WHERE t.token_hash = $1 AND t.expires_at > $2
+               AND c.disabled_at IS NULL AND c.expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| Ok((r.try_get("practice_id")?, r.try_get("client_id")?)))
+            .transpose()
+    }
+}

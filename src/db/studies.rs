@@ -1,0 +1,486 @@
+//! Patients, studies, series, instances and their stored objects.
+
+use super::{Db, DbResult, get_bytes, get_i64, get_str};
+use sqlx::any::AnyRow;
+
+#[derive(Debug, Clone)]
+pub struct NewPatient<'a> {
+    pub id: &'a str,
+    pub practice_id: &'a str,
+    /// Matching key within the practice (normalised ID + name + birth date).
+    pub patient_key: &'a str,
+    pub dicom_patient_id: &'a str,
+    pub name: &'a str,
+    pub birth_date: &'a str,
+    pub sex: &'a str,
+}
+
+#[derive(Debug, Clone)]
+pub struct StudyKeyRow {
+    pub id: String,
+    pub practice_id: String,
+    pub kek_id: String,
+    pub wrapped_dek: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewStudy<'a> {
+    pub id: &'a str,
+    pub practice_id: &'a str,
+    pub patient_id: &'a str,
+    pub study_uid: &'a str,
+    pub study_date: &'a str,
+    pub description: &'a str,
+    pub accession: &'a str,
+    pub referring_physician: &'a str,
+    pub modalities: &'a str,
+    pub kek_id: &'a str,
+    pub wrapped_dek: &'a [u8],
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StudySummary {
+    pub id: String,
+    pub study_uid: String,
+    pub study_date: String,
+    pub description: String,
+    pub accession: String,
+    pub modalities: String,
+    pub patient_name: String,
+    pub patient_id: String,
+    pub patient_birth_date: String,
+    pub patient_sex: String,
+    pub referring_physician: String,
+    pub instance_count: i64,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SeriesRow {
+    pub id: String,
+    pub series_uid: String,
+    pub series_number: i64,
+    pub modality: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InstanceRow {
+    pub id: String,
+    pub series_id: String,
+    pub sop_uid: String,
+    pub sop_class_uid: String,
+    pub instance_number: i64,
+    pub rows: i64,
+    pub columns: i64,
+    pub frames: i64,
+    #[serde(skip)]
+    pub blob_id: String,
+    #[serde(skip)]
+    pub object_key: String,
+    #[serde(skip)]
+    pub plain_size: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewBlob<'a> {
+    pub id: &'a str,
+    pub study_id: &'a str,
+    pub kind: &'a str,
+    pub object_key: &'a str,
+    pub plain_size: i64,
+    pub stored_size: i64,
+    pub sha256: &'a str,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewInstance<'a> {
+    pub id: &'a str,
+    pub study_id: &'a str,
+    pub series_id: &'a str,
+    pub sop_uid: &'a str,
+    pub sop_class_uid: &'a str,
+    pub instance_number: i64,
+    pub transfer_syntax: &'a str,
+    pub rows: i64,
+    pub columns: i64,
+    pub frames: i64,
+}
+
+const SUMMARY_SELECT: &str = "SELECT s.id, s.study_uid, s.study_date, s.description, s.accession,
+        s.modalities, s.referring_physician, s.created_at,
+        p.name AS patient_name, p.dicom_patient_id, p.birth_date, p.sex,
+        (SELECT COUNT(*) FROM instances i WHERE i.study_id = s.id) AS instance_count
+     FROM studies s JOIN patients p ON p.id = s.patient_id";
+
+fn summary_from(r: &AnyRow) -> DbResult<StudySummary> {
+    Ok(StudySummary {
+        id: get_str(r, "id")?,
+        study_uid: get_str(r, "study_uid")?,
+        study_date: get_str(r, "study_date")?,
+        description: get_str(r, "description")?,
+        accession: get_str(r, "accession")?,
+        modalities: get_str(r, "modalities")?,
+        patient_name: get_str(r, "patient_name")?,
+        patient_id: get_str(r, "dicom_patient_id")?,
+        patient_birth_date: get_str(r, "birth_date")?,
+        patient_sex: get_str(r, "sex")?,
+        referring_physician: get_str(r, "referring_physician")?,
+        instance_count: get_i64(r, "instance_count")?,
+        created_at: get_i64(r, "created_at")?,
+    })
+}
+
+fn instance_from(r: &AnyRow) -> DbResult<InstanceRow> {
+    Ok(InstanceRow {
+        id: get_str(r, "id")?,
+        series_id: get_str(r, "series_id")?,
+        sop_uid: get_str(r, "sop_uid")?,
+        sop_class_uid: get_str(r, "sop_class_uid")?,
+        instance_number: get_i64(r, "instance_number")?,
+        rows: get_i64(r, "rows_count")?,
+        columns: get_i64(r, "columns_count")?,
+        frames: get_i64(r, "frames")?,
+        blob_id: get_str(r, "blob_id")?,
+        object_key: get_str(r, "object_key")?,
+        plain_size: get_i64(r, "plain_size")?,
+    })
+}
+
+const INSTANCE_SELECT: &str = "SELECT i.id, i.series_id, i.sop_uid, i.sop_class_uid, i.instance_number,
+        i.rows_count, i.columns_count, i.frames, i.blob_id, b.object_key, b.plain_size
+     FROM instances i JOIN blobs b ON b.id = i.blob_id";
+
+impl Db {
+    /// The practice's patient with this key, created if new. Safe under concurrent ingest.
+    pub async fn upsert_patient(&self, p: &NewPatient<'_>, now: i64) -> DbResult<String> {
+        let find = || async {
+            let row = sqlx::query("SELECT id FROM patients WHERE practice_id = $1 AND patient_key = $2")
+                .bind(p.practice_id)
+                .bind(p.patient_key)
+                .fetch_optional(self.pool())
+                .await?;
+            row.map(|r| get_str(&r, "id")).transpose()
+        };
+        if let Some(id) = find().await? {
+            return Ok(id);
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO patients (id, practice_id, patient_key, dicom_patient_id, name, birth_date, sex, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (practice_id, patient_key) DO NOTHING",
+        )
+        .bind(p.id)
+        .bind(p.practice_id)
+        .bind(p.patient_key)
+        .bind(p.dicom_patient_id)
+        .bind(p.name)
+        .bind(p.birth_date)
+        .bind(p.sex)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        if inserted.rows_affected() == 1 {
+            return Ok(p.id.to_string());
+        }
+        find().await?.ok_or(super::DbError::Conflict)
+    }
+
+    pub async fn study_key_by_uid(
+        &self,
+        practice_id: &str,
+        study_uid: &str,
+    ) -> DbResult<Option<StudyKeyRow>> {
+        let row = sqlx::query(
+            "SELECT id, practice_id, kek_id, wrapped_dek FROM studies WHERE practice_id = $1 AND study_uid = $2",
+        )
+        .bind(practice_id)
+        .bind(study_uid)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(study_key_from).transpose()
+    }
+
+    pub async fn study_key(&self, practice_id: &str, study_id: &str) -> DbResult<Option<StudyKeyRow>> {
+        let row = sqlx::query(
+            "SELECT id, practice_id, kek_id, wrapped_dek FROM studies WHERE practice_id = $1 AND id = $2",
+        )
+        .bind(practice_id)
+        .bind(study_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(study_key_from).transpose()
+    }
+
+    pub async fn study_keys_of_practice(&self, practice_id: &str) -> DbResult<Vec<StudyKeyRow>> {
+        let rows = sqlx::query(
+            "SELECT id, practice_id, kek_id, wrapped_dek FROM studies WHERE practice_id = $1",
+        )
+        .bind(practice_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(study_key_from).collect()
+    }
+
+    /// Inserts the study unless another upload created it first; returns true if inserted.
+    pub async fn insert_study(&self, s: &NewStudy<'_>, now: i64) -> DbResult<bool> {
+        let done = sqlx::query(
+            "INSERT INTO studies (id, practice_id, patient_id, study_uid, study_date, description, accession,
+                 referring_physician, modalities, kek_id, wrapped_dek, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT (practice_id, study_uid) DO NOTHING",
+        )
+        .bind(s.id)
+        .bind(s.practice_id)
+        .bind(s.patient_id)
+        .bind(s.study_uid)
+        .bind(s.study_date)
+        .bind(s.description)
+        .bind(s.accession)
+        .bind(s.referring_physician)
+        .bind(s.modalities)
+        .bind(s.kek_id)
+        .bind(s.wrapped_dek.to_vec())
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn upsert_series(
+        &self,
+        id: &str,
+        study_id: &str,
+        series_uid: &str,
+        number: i64,
+        modality: &str,
+        description: &str,
+    ) -> DbResult<String> {
+        sqlx::query(
+            "INSERT INTO series (id, study_id, series_uid, series_number, modality, description)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (study_id, series_uid) DO NOTHING",
+        )
+        .bind(id)
+        .bind(study_id)
+        .bind(series_uid)
+        .bind(number)
+        .bind(modality)
+        .bind(description)
+        .execute(self.pool())
+        .await?;
+        let row = sqlx::query("SELECT id FROM series WHERE study_id = $1 AND series_uid = $2")
+            .bind(study_id)
+            .bind(series_uid)
+            .fetch_one(self.pool())
+            .await?;
+        get_str(&row, "id")
+    }
+
+    pub async fn instance_exists(&self, study_id: &str, sop_uid: &str) -> DbResult<bool> {
+        let row = sqlx::query("SELECT id FROM instances WHERE study_id = $1 AND sop_uid = $2")
+            .bind(study_id)
+            .bind(sop_uid)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Records a completely stored object and its instance in one transaction, so a
+    /// study never lists an instance whose bytes are not there. Returns false if the
+    /// instance already existed (the caller then deletes its now-unused object).
+    pub async fn insert_instance(
+        &self,
+        blob: &NewBlob<'_>,
+        inst: &NewInstance<'_>,
+        modalities: &str,
+        now: i64,
+    ) -> DbResult<bool> {
+        let mut tx = self.pool().begin().await?;
+        let exists = sqlx::query("SELECT id FROM instances WHERE study_id = $1 AND sop_uid = $2")
+            .bind(inst.study_id)
+            .bind(inst.sop_uid)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_some() {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO blobs (id, study_id, kind, object_key, plain_size, stored_size, sha256, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(blob.id)
+        .bind(blob.study_id)
+        .bind(blob.kind)
+        .bind(blob.object_key)
+        .bind(blob.plain_size)
+        .bind(blob.stored_size)
+        .bind(blob.sha256)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        let inserted = sqlx::query(
+            "INSERT INTO instances (id, study_id, series_id, sop_uid, sop_class_uid, instance_number,
+                 transfer_syntax, rows_count, columns_count, frames, blob_id, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+             ON CONFLICT (study_id, sop_uid) DO NOTHING",
+        )
+        .bind(inst.id)
+        .bind(inst.study_id)
+        .bind(inst.series_id)
+        .bind(inst.sop_uid)
+        .bind(inst.sop_class_uid)
+        .bind(inst.instance_number)
+        .bind(inst.transfer_syntax)
+        .bind(inst.rows)
+        .bind(inst.columns)
+        .bind(inst.frames)
+        .bind(blob.id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("UPDATE studies SET modalities = $1 WHERE id = $2")
+            .bind(modalities)
+            .bind(inst.study_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn study_modalities(&self, study_id: &str) -> DbResult<Vec<String>> {
+        let rows = sqlx::query("SELECT DISTINCT modality FROM series WHERE study_id = $1 ORDER BY modality")
+            .bind(study_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| get_str(r, "modality")).collect()
+    }
+
+    pub async fn list_studies(
+        &self,
+        practice_id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> DbResult<Vec<StudySummary>> {
+        let sql = format!(
+            "{SUMMARY_SELECT} WHERE s.practice_id = $1 ORDER BY s.created_at DESC, s.id LIMIT $2 OFFSET $3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(practice_id)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(summary_from).collect()
+    }
+
+    pub async fn study_summary(&self, practice_id: &str, study_id: &str) -> DbResult<Option<StudySummary>> {
+        let sql = format!("{SUMMARY_SELECT} WHERE s.practice_id = $1 AND s.id = $2");
+        let row = sqlx::query(&sql)
+            .bind(practice_id)
+            .bind(study_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(summary_from).transpose()
+    }
+
+    pub async fn series_of_study(&self, study_id: &str) -> DbResult<Vec<SeriesRow>> {
+        let rows = sqlx::query(
+            "SELECT id, series_uid, series_number, modality, description FROM series
+             WHERE study_id = $1 ORDER BY series_number, series_uid",
+        )
+        .bind(study_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SeriesRow {
+                    id: get_str(r, "id")?,
+                    series_uid: get_str(r, "series_uid")?,
+                    series_number: get_i64(r, "series_number")?,
+                    modality: get_str(r, "modality")?,
+                    description: get_str(r, "description")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn instances_of_study(&self, study_id: &str) -> DbResult<Vec<InstanceRow>> {
+        let sql = format!("{INSTANCE_SELECT} WHERE i.study_id = $1 ORDER BY i.series_id, i.instance_number, i.sop_uid");
+        let rows = sqlx::query(&sql)
+            .bind(study_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(instance_from).collect()
+    }
+
+    pub async fn instance(&self, study_id: &str, instance_id: &str) -> DbResult<Option<InstanceRow>> {
+        let sql = format!("{INSTANCE_SELECT} WHERE i.study_id = $1 AND i.id = $2");
+        let row = sqlx::query(&sql)
+            .bind(study_id)
+            .bind(instance_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(instance_from).transpose()
+    }
+
+    /// Deletes the study and, with it, its wrapped data key (crypto-shredding): from
+    /// this commit on its objects are unreadable. Returns their storage keys so the
+    /// caller can remove them too.
+    pub async fn delete_study(&self, practice_id: &str, study_id: &str) -> DbResult<Option<Vec<String>>> {
+        let mut tx = self.pool().begin().await?;
+        let keys = sqlx::query(
+            "SELECT b.object_key FROM blobs b JOIN studies s ON s.id = b.study_id
+             WHERE s.practice_id = $1 AND s.id = $2",
+        )
+        .bind(practice_id)
+        .bind(study_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let keys: Vec<String> = keys
+            .iter()
+            .map(|r| get_str(r, "object_key"))
+            .collect::<DbResult<_>>()?;
+        let deleted = sqlx::query("DELETE FROM studies WHERE practice_id = $1 AND id = $2")
+            .bind(practice_id)
+            .bind(study_id)
+            .execute(&mut *tx)
+            .await?;
+        if deleted.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        tx.commit().await?;
+        Ok(Some(keys))
+    }
+
+    /// Every storage key the database knows, for finding orphaned objects.
+    pub async fn all_object_keys(&self) -> DbResult<Vec<String>> {
+        let rows = sqlx::query("SELECT object_key FROM blobs")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(|r| get_str(r, "object_key")).collect()
+    }
+}
+
+fn study_key_from(r: &AnyRow) -> DbResult<StudyKeyRow> {
+    Ok(StudyKeyRow {
+        id: get_str(r, "id")?,
+        practice_id: get_str(r, "practice_id")?,
+        kek_id: get_str(r, "kek_id")?,
+        wrapped_dek: get_bytes(r, "wrapped_dek")?,
+    })
+}
+
+impl Db {
+    pub async fn blob_sha256(&self, blob_id: &str) -> DbResult<String> {
+        let row = sqlx::query("SELECT sha256 FROM blobs WHERE id = $1")
+            .bind(blob_id)
+            .fetch_one(self.pool())
+            .await?;
+        get_str(&row, "sha256")
+    }
+}

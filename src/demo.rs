@@ -1,0 +1,50 @@
+//! `lichtkasten demo`: a practice, an admin, an API client, a generated study and a
+//! patient grant, all through the same use cases the real doors use.
+
+use crate::admin;
+use crate::app::Running;
+use crate::audit::Actor;
+use crate::dicom::synth::{StudySpec, demo_study};
+use crate::domain::Audience;
+use crate::studies::ingest::ingest_files;
+use crate::studies::upload::UploadedFile;
+use anyhow::Context;
+use bytes::Bytes;
+
+pub async fn set_up(running: &Running) -> anyhow::Result<String> {
+    let svc = &running.services;
+    let mut rng = rand::rngs::OsRng;
+    let username = if svc.db.practices().await?.is_empty() {
+        "demo-admin".to_string()
+    } else {
+        format!("demo-admin-{}", &crate::domain::new_id(&mut rng)[..6])
+    };
+    let practice = admin::create_practice(svc, "Radiologie am Lichtkasten (Demo)", &username, "Demo Admin").await?;
+    let client = admin::create_api_client(svc, &practice.practice_id, "Demo RIS").await?;
+    let spec = StudySpec::demo(&mut rng);
+    let files = demo_study(&mut rng, &spec, 12, 256)
+        .into_iter()
+        .enumerate()
+        .map(|(i, bytes)| UploadedFile {
+            name: format!("demo-{i}.dcm"),
+            bytes: Bytes::from(bytes),
+        })
+        .collect();
+    let report = ingest_files(svc, &practice.practice_id, &Actor::Operator, files, Vec::new()).await?;
+    anyhow::ensure!(report.rejected.is_empty(), "demo study was rejected: {:?}", report.rejected);
+    let study = report.studies.first().context("demo study missing")?;
+    let grant = crate::access::issue_grant(svc, &practice.practice_id, &study.id, Audience::Patient, None, &Actor::Operator).await?;
+    Ok(serde_json::json!({
+        "base_url": svc.public_url,
+        "patient_link": grant.link,
+        "access_code": grant.access_code,
+        "password": grant.password,
+        "staff_username": practice.admin_username,
+        "staff_password": practice.admin_password,
+        "totp_secret": practice.totp_secret,
+        "api_client_id": client.client_id,
+        "api_client_secret": client.client_secret,
+        "study_id": study.id,
+    })
+    .to_string())
+}

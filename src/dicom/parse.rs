@@ -1,0 +1,141 @@
+//! Parse and validate one DICOM Part 10 file and pull out what the index needs.
+//! Pixel data is not decoded here.
+
+use super::DicomError;
+use dicom_dictionary_std::tags;
+use dicom_object::{DefaultDicomObject, OpenFileOptions};
+use dicom_core::Tag;
+
+/// Longest text value kept from a file; longer values are cut.
+const MAX_TEXT: usize = 256;
+/// Upper bound on one uncompressed frame, to refuse absurd dimensions early.
+const MAX_FRAME_BYTES: u64 = 512 * 1024 * 1024;
+
+#[derive(Debug, Clone, Default)]
+pub struct ParsedInstance {
+    pub sop_class_uid: String,
+    pub sop_instance_uid: String,
+    pub study_uid: String,
+    pub series_uid: String,
+    pub transfer_syntax: String,
+    pub patient_name: String,
+    pub patient_id: String,
+    pub patient_birth_date: String,
+    pub patient_sex: String,
+    pub study_date: String,
+    pub study_description: String,
+    pub accession: String,
+    pub referring_physician: String,
+    pub series_number: i64,
+    pub series_description: String,
+    pub modality: String,
+    pub instance_number: i64,
+    pub rows: i64,
+    pub columns: i64,
+    pub frames: i64,
+}
+
+/// The file's bytes with the 128-byte preamble zeroed (a preamble can carry another
+/// file format: a polyglot). Files without a preamble get a zeroed one.
+pub fn normalize_preamble(bytes: &[u8]) -> Result<Vec<u8>, DicomError> {
+    if bytes.len() >= 132 && &bytes[128..132] == b"DICM" {
+        let mut out = bytes.to_vec();
+        out[..128].fill(0);
+        Ok(out)
+    } else if bytes.len() >= 4 && &bytes[..4] == b"DICM" {
+        let mut out = vec![0u8; 128];
+        out.extend_from_slice(bytes);
+        Ok(out)
+    } else {
+        Err(DicomError::NotDicom)
+    }
+}
+
+pub(crate) fn open(bytes: &[u8], with_pixels: bool) -> Result<DefaultDicomObject, DicomError> {
+    if bytes.len() < 132 || &bytes[128..132] != b"DICM" {
+        return Err(DicomError::NotDicom);
+    }
+    let mut opts = OpenFileOptions::new();
+    if !with_pixels {
+        opts = opts.read_until(tags::PIXEL_DATA);
+    }
+    opts.from_reader(&bytes[128..])
+        .map_err(|e| DicomError::Malformed(e.to_string()))
+}
+
+pub(crate) fn text(obj: &DefaultDicomObject, tag: Tag) -> String {
+    let s = obj
+        .element_opt(tag)
+        .ok()
+        .flatten()
+        .and_then(|e| e.to_str().ok().map(|s| s.to_string()))
+        .unwrap_or_default();
+    let s = s.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+    let cleaned: String = s.chars().filter(|c| !c.is_control()).take(MAX_TEXT).collect();
+    cleaned
+}
+
+pub(crate) fn int(obj: &DefaultDicomObject, tag: Tag) -> Option<i64> {
+    let e = obj.element_opt(tag).ok().flatten()?;
+    if let Ok(v) = e.to_int::<i64>() {
+        return Some(v);
+    }
+    e.to_str().ok()?.trim().parse().ok()
+}
+
+fn uid(obj: &DefaultDicomObject, tag: Tag, name: &'static str) -> Result<String, DicomError> {
+    let v = text(obj, tag);
+    let valid = !v.is_empty()
+        && v.len() <= 64
+        && v.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if valid { Ok(v) } else { Err(DicomError::Missing(name)) }
+}
+
+pub fn parse(bytes: &[u8]) -> Result<ParsedInstance, DicomError> {
+    let obj = open(bytes, false)?;
+    let meta = obj.meta();
+    let transfer_syntax = meta
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .trim()
+        .to_string();
+    let rows = int(&obj, tags::ROWS).unwrap_or(0);
+    let columns = int(&obj, tags::COLUMNS).unwrap_or(0);
+    let frames = int(&obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
+    let samples = int(&obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1);
+    let bits = int(&obj, tags::BITS_ALLOCATED).unwrap_or(8);
+    if !(0..=65535).contains(&rows)
+        || !(0..=65535).contains(&columns)
+        || !(1..=100_000).contains(&frames)
+        || !(1..=4).contains(&samples)
+        || !(1..=64).contains(&bits)
+    {
+        return Err(DicomError::TooLarge);
+    }
+    let frame_bytes = (rows * columns * samples) as u64 * ((bits + 7) / 8) as u64;
+    if frame_bytes > MAX_FRAME_BYTES {
+        return Err(DicomError::TooLarge);
+    }
+    Ok(ParsedInstance {
+        sop_class_uid: uid(&obj, tags::SOP_CLASS_UID, "SOPClassUID")?,
+        sop_instance_uid: uid(&obj, tags::SOP_INSTANCE_UID, "SOPInstanceUID")?,
+        study_uid: uid(&obj, tags::STUDY_INSTANCE_UID, "StudyInstanceUID")?,
+        series_uid: uid(&obj, tags::SERIES_INSTANCE_UID, "SeriesInstanceUID")?,
+        transfer_syntax,
+        patient_name: text(&obj, tags::PATIENT_NAME),
+        patient_id: text(&obj, tags::PATIENT_ID),
+        patient_birth_date: text(&obj, tags::PATIENT_BIRTH_DATE),
+        patient_sex: text(&obj, tags::PATIENT_SEX),
+        study_date: text(&obj, tags::STUDY_DATE),
+        study_description: text(&obj, tags::STUDY_DESCRIPTION),
+        accession: text(&obj, tags::ACCESSION_NUMBER),
+        referring_physician: text(&obj, tags::REFERRING_PHYSICIAN_NAME),
+        series_number: int(&obj, tags::SERIES_NUMBER).unwrap_or(0),
+        series_description: text(&obj, tags::SERIES_DESCRIPTION),
+        modality: text(&obj, tags::MODALITY),
+        instance_number: int(&obj, tags::INSTANCE_NUMBER).unwrap_or(0),
+        rows,
+        columns,
+        frames,
+    })
+}

@@ -1,0 +1,182 @@
+//! The `lichtkasten` command: a thin shell over the library.
+
+use clap::{Parser, Subcommand};
+use lichtkasten::clock::{Clock, SystemClock};
+use lichtkasten::config::Config;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "lichtkasten", version, about = "Secure sharing of medical images with patients and their doctors")]
+struct Cli {
+    /// TOML config file; LICHTKASTEN_* environment variables override it.
+    #[arg(long, global = true, env = "LICHTKASTEN_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve,
+    /// Run with embedded defaults, a demo practice and study; prints one JSON line.
+    Demo {
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage practices.
+    Practice {
+        #[command(subcommand)]
+        command: PracticeCommand,
+    },
+    /// Manage encryption keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Measure encryption throughput (compared with `openssl speed` when available).
+    Bench {
+        /// Megabytes to encrypt per run.
+        #[arg(long, default_value_t = 256)]
+        mib: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum PracticeCommand {
+    /// Create a practice and its first admin; prints the admin's one-time credentials.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Username of the first admin.
+        #[arg(long)]
+        admin: String,
+        #[arg(long, default_value = "")]
+        admin_name: String,
+    },
+    /// Add an API client to a practice; prints its id and secret once.
+    ApiClient {
+        #[arg(long)]
+        practice: String,
+        #[arg(long, default_value = "API client")]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Rotate the root key (default) or one practice's key. Stored objects are not touched.
+    Rotate {
+        /// Rotate this practice's key instead of the root key.
+        #[arg(long)]
+        practice: Option<String>,
+    },
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Logs go to stderr: stdout carries only machine-readable output.
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn public_url(config: &Config) -> String {
+    if config.public_url.is_empty() {
+        format!("http://{}", config.listen)
+    } else {
+        config.public_url.clone()
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("lichtkasten: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(&config.log);
+    match run(cli.command, config).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lichtkasten: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match command {
+        Command::Serve => {
+            let running = lichtkasten::app::start(config, clock).await?;
+            running.wait_for_signal().await
+        }
+        Command::Demo { data_dir, listen } => {
+            config.data_dir = match data_dir {
+                Some(d) => d,
+                None => std::env::temp_dir().join(format!("lichtkasten-demo-{}", std::process::id())),
+            };
+            config.listen = listen;
+            let running = lichtkasten::app::start(config, clock).await?;
+            let line = lichtkasten::demo::set_up(&running).await?;
+            println!("{line}");
+            running.wait_for_signal().await
+        }
+        Command::Migrate => {
+            let db = lichtkasten::db::Db::connect(&config.database_url()).await?;
+            let ran = db.migrate().await?;
+            eprintln!("applied {ran} migration(s)");
+            Ok(())
+        }
+        Command::Practice { command } => {
+            let url = public_url(&config);
+            let svc = lichtkasten::app::build(config, clock, url).await?;
+            match command {
+                PracticeCommand::Create { name, admin, admin_name } => {
+                    let display = if admin_name.is_empty() { admin.clone() } else { admin_name };
+                    let created = lichtkasten::admin::create_practice(&svc, &name, &admin, &display).await?;
+                    println!("{}", serde_json::to_string(&created)?);
+                }
+                PracticeCommand::ApiClient { practice, name } => {
+                    let issued = lichtkasten::admin::create_api_client(&svc, &practice, &name).await?;
+                    println!(
+                        "{}",
+                        serde_json::json!({"client_id": issued.client_id, "client_secret": issued.client_secret})
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::Rotate { practice } } => {
+            let url = public_url(&config);
+            let mut svc = lichtkasten::app::build(config, clock.clone(), url).await?;
+            match practice {
+                Some(p) => {
+                    let n = svc.keys.rotate_practice(&svc.db, &p, clock.now()).await?;
+                    eprintln!("practice key rotated; {n} study key(s) rewrapped");
+                }
+                None => {
+                    let old = svc.keys.rotate_root(&svc.db, clock.now()).await?;
+                    eprintln!("root key rotated; new key {}", svc.keys.current_root_id());
+                    for id in old {
+                        eprintln!("no longer needed: {}", svc.keys.key_file(&id).display());
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Bench { mib } => lichtkasten::bench::encryption(mib),
+    }
+}

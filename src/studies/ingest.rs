@@ -1,0 +1,251 @@
+//! The one ingest pipeline behind every door: parse, validate, zero the preamble,
+//! match the patient, group by StudyInstanceUID, store the original encrypted, then
+//! record it — an instance appears only once its object is completely stored.
+
+use super::StudyError;
+use super::upload::{Rejection, UploadedFile};
+use crate::app::Services;
+use crate::audit::{self, Actor};
+use crate::blob::{object_key, once};
+use crate::crypto::Key32;
+use crate::crypto::stream::ObjectContext;
+use crate::db::studies::{NewBlob, NewInstance, NewPatient, NewStudy};
+use crate::dicom::parse::{ParsedInstance, normalize_preamble, parse};
+use crate::domain::new_id;
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IngestedStudy {
+    pub id: String,
+    pub study_instance_uid: String,
+    pub accepted: usize,
+    pub duplicates: usize,
+}
+
+#[derive(Debug, Clone, serde::Serialize, Default)]
+pub struct IngestReport {
+    pub studies: Vec<IngestedStudy>,
+    pub rejected: Vec<Rejection>,
+}
+
+enum Outcome {
+    Stored,
+    Duplicate,
+}
+
+/// Matching key of a patient within a practice: ID, name and birth date, folded so
+/// that case and spacing differences between systems do not split one patient.
+fn patient_key(p: &ParsedInstance) -> String {
+    let fold = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    format!(
+        "{}|{}|{}",
+        fold(&p.patient_id),
+        fold(&p.patient_name),
+        fold(&p.patient_birth_date)
+    )
+}
+
+pub async fn ingest_files(
+    svc: &Services,
+    practice_id: &str,
+    actor: &Actor,
+    files: Vec<UploadedFile>,
+    mut rejected: Vec<Rejection>,
+) -> Result<IngestReport, StudyError> {
+    let practice = svc.db.practice(practice_id).await?.ok_or(StudyError::NotFound)?;
+    let mut per_study: BTreeMap<String, IngestedStudy> = BTreeMap::new();
+    for file in files {
+        let normalized = match normalize_preamble(&file.bytes) {
+            Ok(b) => b,
+            Err(e) => {
+                rejected.push(Rejection::new(&file.name, e.code(), e.public_message()));
+                continue;
+            }
+        };
+        let parsed = match parse(&normalized) {
+            Ok(p) => p,
+            Err(e) => {
+                rejected.push(Rejection::new(&file.name, e.code(), e.public_message()));
+                continue;
+            }
+        };
+        match ingest_one(svc, practice_id, &practice.kek_id, &parsed, Bytes::from(normalized)).await {
+            Ok((study_id, outcome)) => {
+                let entry = per_study.entry(study_id.clone()).or_insert_with(|| IngestedStudy {
+                    id: study_id,
+                    study_instance_uid: parsed.study_uid.clone(),
+                    accepted: 0,
+                    duplicates: 0,
+                });
+                match outcome {
+                    Outcome::Stored => entry.accepted += 1,
+                    Outcome::Duplicate => entry.duplicates += 1,
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "ingest of one file failed");
+                rejected.push(Rejection::new(
+                    &file.name,
+                    "storage_error",
+                    "The file could not be stored; please send it again.",
+                ));
+            }
+        }
+    }
+    for s in per_study.values() {
+        audit::record(
+            svc,
+            practice_id,
+            actor,
+            "study.ingest",
+            Some(&s.id),
+            &format!("accepted={} duplicates={}", s.accepted, s.duplicates),
+        )
+        .await?;
+    }
+    Ok(IngestReport {
+        studies: per_study.into_values().collect(),
+        rejected,
+    })
+}
+
+/// The study's data key, creating the study (and its key) on first sight.
+async fn study_and_key(
+    svc: &Services,
+    practice_id: &str,
+    kek_id: &str,
+    p: &ParsedInstance,
+) -> Result<(String, Key32), StudyError> {
+    if let Some(row) = svc.db.study_key_by_uid(practice_id, &p.study_uid).await? {
+        let dek = svc.keys.study_key(&svc.db, &row).await?;
+        return Ok((row.id, dek));
+    }
+    let now = svc.clock.now();
+    let patient_id = svc
+        .db
+        .upsert_patient(
+            &NewPatient {
+                id: &new_id(&mut rand::rngs::OsRng),
+                practice_id,
+                patient_key: &patient_key(p),
+                dicom_patient_id: &p.patient_id,
+                name: &p.patient_name,
+                birth_date: &p.patient_birth_date,
+                sex: &p.patient_sex,
+            },
+            now,
+        )
+        .await?;
+    let study_id = new_id(&mut rand::rngs::OsRng);
+    let (dek, wrapped) = svc.keys.new_study_key(&svc.db, kek_id, &study_id).await?;
+    let inserted = svc
+        .db
+        .insert_study(
+            &NewStudy {
+                id: &study_id,
+                practice_id,
+                patient_id: &patient_id,
+                study_uid: &p.study_uid,
+                study_date: &p.study_date,
+                description: &p.study_description,
+                accession: &p.accession,
+                referring_physician: &p.referring_physician,
+                modalities: &p.modality,
+                kek_id,
+                wrapped_dek: &wrapped,
+            },
+            now,
+        )
+        .await?;
+    if inserted {
+        return Ok((study_id, dek));
+    }
+    // Another upload created it a moment ago: use theirs.
+    let row = svc
+        .db
+        .study_key_by_uid(practice_id, &p.study_uid)
+        .await?
+        .ok_or(StudyError::NotFound)?;
+    let dek = svc.keys.study_key(&svc.db, &row).await?;
+    Ok((row.id, dek))
+}
+
+async fn ingest_one(
+    svc: &Services,
+    practice_id: &str,
+    kek_id: &str,
+    p: &ParsedInstance,
+    bytes: Bytes,
+) -> Result<(String, Outcome), StudyError> {
+    let (study_id, dek) = study_and_key(svc, practice_id, kek_id, p).await?;
+    if svc.db.instance_exists(&study_id, &p.sop_instance_uid).await? {
+        return Ok((study_id, Outcome::Duplicate));
+    }
+    let series_id = svc
+        .db
+        .upsert_series(
+            &new_id(&mut rand::rngs::OsRng),
+            &study_id,
+            &p.series_uid,
+            p.series_number,
+            &p.modality,
+            &p.series_description,
+        )
+        .await?;
+    let blob_id = new_id(&mut rand::rngs::OsRng);
+    let key = object_key(&blob_id);
+    let sha = hex::encode(Sha256::digest(&bytes));
+    let ctx = ObjectContext {
+        study_id: &study_id,
+        object_id: &blob_id,
+    };
+    let report = svc.blobs.put(&key, &dek, ctx, once(bytes)).await?;
+    let modalities = svc.db.study_modalities(&study_id).await?.join(",");
+    let recorded = svc
+        .db
+        .insert_instance(
+            &NewBlob {
+                id: &blob_id,
+                study_id: &study_id,
+                kind: "original",
+                object_key: &key,
+                plain_size: report.plain_len as i64,
+                stored_size: report.stored_len as i64,
+                sha256: &sha,
+            },
+            &NewInstance {
+                id: &new_id(&mut rand::rngs::OsRng),
+                study_id: &study_id,
+                series_id: &series_id,
+                sop_uid: &p.sop_instance_uid,
+                sop_class_uid: &p.sop_class_uid,
+                instance_number: p.instance_number,
+                transfer_syntax: &p.transfer_syntax,
+                rows: p.rows,
+                columns: p.columns,
+                frames: p.frames,
+            },
+            &modalities,
+            svc.clock.now(),
+        )
+        .await;
+    match recorded {
+        Ok(true) => Ok((study_id, Outcome::Stored)),
+        Ok(false) => {
+            svc.blobs.delete(&key).await?;
+            Ok((study_id, Outcome::Duplicate))
+        }
+        Err(e) => {
+            // Never leave an object the database does not know about.
+            let _ = svc.blobs.delete(&key).await;
+            Err(e.into())
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! The practice API (bearer tokens from `POST /api/v1/token`). Handlers are thin:
+//! parse, call one use case, map the result.
+
+use super::error::WebError;
+use super::extract::ApiCaller;
+use crate::access::{self, IssuedGrant};
+use crate::app::Services;
+use crate::audit::Actor;
+use crate::auth::api_clients::{self, ApiAuthError, TOKEN_TTL_SECS};
+use crate::domain::{Audience, is_valid_id};
+use crate::studies::upload::{Rejection, UploadLimits, UploadedFile, expand_body, label};
+use crate::studies::{ingest, view};
+use axum::Json;
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+
+type Svc = State<Arc<Services>>;
+
+#[derive(serde::Deserialize)]
+pub struct TokenForm {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// Who: anyone holding API client credentials (OAuth2 client credentials, RFC 6749 §4.4).
+pub async fn post_token(State(svc): Svc, axum::Form(form): axum::Form<TokenForm>) -> Response {
+    let oauth_error = |status: StatusCode, error: &str| {
+        (status, Json(serde_json::json!({"error": error}))).into_response()
+    };
+    if form.grant_type.as_deref() != Some("client_credentials") {
+        return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type");
+    }
+    let (Some(id), Some(secret)) = (form.client_id, form.client_secret) else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request");
+    };
+    match api_clients::issue_token(&svc.db, &id, &secret, svc.clock.now()).await {
+        Ok(token) => Json(serde_json::json!({
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": TOKEN_TTL_SECS,
+        }))
+        .into_response(),
+        Err(ApiAuthError::InvalidClient) => oauth_error(StatusCode::UNAUTHORIZED, "invalid_client"),
+        Err(e) => WebError::internal(e).into_response(),
+    }
+}
+
+fn limits(svc: &Services) -> UploadLimits {
+    UploadLimits {
+        max_files: svc.config.max_upload_files,
+        max_file_bytes: svc.config.max_upload_bytes,
+        max_total_bytes: svc.config.max_upload_bytes.saturating_mul(4),
+        max_ratio: 200,
+    }
+}
+
+/// Who: the practice's API clients. Body: one DICOM file, a ZIP, or multipart of files.
+pub async fn post_studies(State(svc): Svc, caller: ApiCaller, req: Request) -> Result<Response, WebError> {
+    let max = svc.config.max_upload_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(WebError::new(StatusCode::PAYLOAD_TOO_LARGE, "upload_too_large", format!("Uploads are limited to {max} bytes.")));
+    }
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let limits = limits(&svc);
+    let mut files: Vec<UploadedFile> = Vec::new();
+    let mut rejected: Vec<Rejection> = Vec::new();
+    let expand = |name: &str, bytes: bytes::Bytes, files: &mut Vec<UploadedFile>, rejected: &mut Vec<Rejection>| {
+        expand_body(name, bytes, &limits, files, rejected).map_err(|e| {
+            let status = match e {
+                crate::studies::upload::UploadError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            WebError::new(status, e.code(), e.to_string())
+        })
+    };
+    if content_type.starts_with("multipart/form-data") {
+        let mut multipart = Multipart::from_request(req, &svc)
+            .await
+            .map_err(|_| WebError::bad_request("bad_multipart", "The multipart body cannot be read."))?;
+        let mut index = 0;
+        while let Some(field) = multipart
+            .next_field()
+            .await
+            .map_err(|_| WebError::bad_request("bad_multipart", "The multipart body cannot be read."))?
+        {
+            index += 1;
+            let name = label(field.file_name().unwrap_or(&format!("part-{index}")));
+            let bytes = field.bytes().await.map_err(|_| {
+                WebError::new(StatusCode::PAYLOAD_TOO_LARGE, "upload_too_large", "The upload is larger than allowed.")
+            })?;
+            if bytes.is_empty() {
+                rejected.push(Rejection::new(&name, "empty_file", "The file is empty."));
+                continue;
+            }
+            expand(&name, bytes, &mut files, &mut rejected)?;
+        }
+    } else if content_type.starts_with("application/dicom")
+        || content_type.starts_with("application/zip")
+        || content_type.starts_with("application/octet-stream")
+    {
+        let bytes = axum::body::to_bytes(req.into_body(), max as usize).await.map_err(|_| {
+            WebError::new(StatusCode::PAYLOAD_TOO_LARGE, "upload_too_large", "The upload is larger than allowed.")
+        })?;
+        if bytes.is_empty() {
+            return Err(WebError::bad_request("empty_upload", "The upload is empty."));
+        }
+        expand("upload", bytes, &mut files, &mut rejected)?;
+    } else {
+        return Err(WebError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send application/dicom, application/zip or multipart/form-data.",
+        ));
+    }
+    if files.is_empty() && rejected.is_empty() {
+        return Err(WebError::bad_request("empty_upload", "The upload contains no files."));
+    }
+    let report = ingest::ingest_files(&svc, &caller.practice_id, &Actor::ApiClient(caller.client_id), files, rejected).await?;
+    let status = if report.studies.is_empty() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(report)).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct Page {
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+/// Who: the practice's API clients.
+pub async fn get_studies(State(svc): Svc, caller: ApiCaller, Query(page): Query<Page>) -> Result<Response, WebError> {
+    let studies = view::list(&svc, &caller.practice_id, page.limit.unwrap_or(50), page.offset.unwrap_or(0)).await?;
+    Ok(Json(serde_json::json!({ "studies": studies })).into_response())
+}
+
+fn checked_id(id: &str) -> Result<&str, WebError> {
+    if is_valid_id(id) { Ok(id) } else { Err(WebError::not_found()) }
+}
+
+/// Who: the practice's API clients; other practices' ids answer 404.
+pub async fn get_study(State(svc): Svc, caller: ApiCaller, Path(id): Path<String>) -> Result<Response, WebError> {
+    let detail = view::detail(&svc, &caller.practice_id, checked_id(&id)?).await?;
+    Ok(Json(detail).into_response())
+}
+
+/// Who: the practice's API clients. Crypto-shreds the study.
+pub async fn delete_study(State(svc): Svc, caller: ApiCaller, Path(id): Path<String>) -> Result<Response, WebError> {
+    view::delete(&svc, &caller.practice_id, checked_id(&id)?, &Actor::ApiClient(caller.client_id)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    audience: Option<Audience>,
+    /// Unix seconds.
+    expires_at: Option<i64>,
+    expires_in_days: Option<i64>,
+}
+
+fn grant_json(g: IssuedGrant) -> serde_json::Value {
+    let expires = time::OffsetDateTime::from_unix_timestamp(g.expires_at)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default();
+    serde_json::json!({
+        "id": g.id,
+        "access_code": g.access_code,
+        "password": g.password,
+        "link": g.link,
+        "expires_at": expires,
+    })
+}
+
+/// Who: the practice's API clients. Body (optional JSON): audience, expires_at or expires_in_days.
+pub async fn post_grant(State(svc): Svc, caller: ApiCaller, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response, WebError> {
+    let req: GrantRequest = if body.is_empty() {
+        GrantRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|_| WebError::bad_request("invalid_json", "The request body is not valid grant JSON."))?
+    };
+    if req.expires_in_days.is_some_and(|d| !(1..=access::MAX_GRANT_DAYS).contains(&d)) {
+        return Err(WebError::bad_request("invalid_request", "expires_in_days must be between 1 and 1825."));
+    }
+    let expires_at = req.expires_at.or(req.expires_in_days.map(|d| svc.clock.now() + d * 86_400));
+    let issued = access::issue_grant(
+        &svc,
+        &caller.practice_id,
+        checked_id(&id)?,
+        req.audience.unwrap_or(Audience::Patient),
+        expires_at,
+        &Actor::ApiClient(caller.client_id),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(grant_json(issued))).into_response())
+}
+
+/// Who: the practice's API clients. Ends the grant's live sessions too.
+pub async fn delete_grant(State(svc): Svc, caller: ApiCaller, Path(id): Path<String>) -> Result<Response, WebError> {
+    access::revoke_grant(&svc, &caller.practice_id, checked_id(&id)?, &Actor::ApiClient(caller.client_id)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Who: the practice's API clients.
+pub async fn get_study_audit(State(svc): Svc, caller: ApiCaller, Path(id): Path<String>) -> Result<Response, WebError> {
+    let events = view::audit_log(&svc, &caller.practice_id, checked_id(&id)?).await?;
+    Ok(Json(serde_json::json!({ "events": events })).into_response())
+}

@@ -1,0 +1,122 @@
+//! Who may call a handler is in its signature: [`ApiCaller`] for API clients with a
+//! bearer token, [`PatientSession`] for a live patient or referrer session.
+
+use super::error::WebError;
+use crate::access::sessions::{PatientScope, check_patient_session};
+use crate::app::Services;
+use crate::auth::api_clients;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use std::sync::Arc;
+
+/// A practice's API client, authenticated by a live bearer token.
+pub struct ApiCaller {
+    pub practice_id: String,
+    pub client_id: String,
+}
+
+impl FromRequestParts<Arc<Services>> for ApiCaller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, svc: &Arc<Services>) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let unauthorized = |why: &str| {
+            tracing::info!(reason = why, "api call refused");
+            let mut r = WebError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "A valid bearer token is required (POST /api/v1/token).",
+            )
+            .into_response();
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            r
+        };
+        let Some(token) = token else {
+            return Err(unauthorized("no bearer token"));
+        };
+        match api_clients::authenticate(&svc.db, token, svc.clock.now()).await {
+            Ok(Some((practice_id, client_id))) => Ok(ApiCaller {
+                practice_id,
+                client_id,
+            }),
+            Ok(None) => Err(unauthorized("unknown, expired or disabled token")),
+            Err(e) => Err(WebError::internal(e).into_response()),
+        }
+    }
+}
+
+pub fn session_cookie_name(svc: &Services) -> &'static str {
+    if svc.secure_cookies {
+        "__Host-lk_session"
+    } else {
+        "lk_session"
+    }
+}
+
+/// `Set-Cookie` for a new session: no Expires/Max-Age, so it dies with the browser.
+pub fn session_cookie(svc: &Services, value: &str) -> String {
+    let secure = if svc.secure_cookies { "; Secure" } else { "" };
+    format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Strict{secure}",
+        session_cookie_name(svc)
+    )
+}
+
+pub fn clear_session_cookie(svc: &Services) -> String {
+    let secure = if svc.secure_cookies { "; Secure" } else { "" };
+    format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}",
+        session_cookie_name(svc)
+    )
+}
+
+pub fn cookie_value<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// A live patient or referrer session. Pages without one go to the start page;
+/// API calls get 401.
+pub struct PatientSession(pub PatientScope);
+
+impl FromRequestParts<Arc<Services>> for PatientSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, svc: &Arc<Services>) -> Result<Self, Self::Rejection> {
+        let is_api = parts.uri.path().starts_with("/view/api/");
+        // Heartbeats keep the session alive but do not count as the person using it.
+        let user_input = !parts.uri.path().ends_with("/heartbeat");
+        let token = cookie_value(parts, session_cookie_name(svc)).map(str::to_string);
+        let scope = match token {
+            Some(t) => check_patient_session(svc, &t, user_input)
+                .await
+                .map_err(|e| WebError::internal(e).into_response())?,
+            None => None,
+        };
+        match scope {
+            Some(s) => Ok(PatientSession(s)),
+            None if is_api => Err(WebError::new(
+                StatusCode::UNAUTHORIZED,
+                "session_ended",
+                "Your session has ended. Please sign in again.",
+            )
+            .into_response()),
+            None => Err(Redirect::to("/access?ended=1").into_response()),
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! HTTP: the only module that knows axum, askama and status codes. Every route and
+//! who may call it fits on one screen here.
+
+pub mod api;
+pub mod assets;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod pages;
+pub mod patient;
+
+use crate::app::Services;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{delete, get, post};
+use std::sync::Arc;
+
+/// Form posts (sign-in) are tiny; anything bigger is refused before reading.
+const FORM_LIMIT: usize = 16 * 1024;
+
+pub fn router(svc: Arc<Services>) -> Router {
+    let upload_limit = usize::try_from(svc.config.max_upload_bytes).unwrap_or(usize::MAX);
+    let api = Router::new()
+        // anyone with client credentials
+        .route("/api/v1/token", post(api::post_token))
+        // the practice's API clients (ApiCaller)
+        .route(
+            "/api/v1/studies",
+            get(api::get_studies).post(api::post_studies).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/api/v1/studies/{id}", get(api::get_study).delete(api::delete_study))
+        .route("/api/v1/studies/{id}/grants", post(api::post_grant))
+        .route("/api/v1/studies/{id}/audit", get(api::get_study_audit))
+        .route("/api/v1/grants/{id}", delete(api::delete_grant));
+    let patient = Router::new()
+        // anyone: sign-in pages (the grant's secrets decide)
+        .route("/access", get(patient::get_access).post(patient::post_access))
+        .route("/s/{token}", get(patient::get_link).post(patient::post_link))
+        // a live patient/referrer session (PatientSession)
+        .route("/view", get(patient::get_viewer))
+        .route("/view/api/study", get(patient::get_manifest))
+        .route("/view/api/instances/{id}/frames/{frame}/rendered", get(patient::get_rendered))
+        .route("/view/api/heartbeat", post(patient::post_heartbeat))
+        .route("/view/logout", post(patient::post_logout))
+        .layer(DefaultBodyLimit::max(FORM_LIMIT));
+    Router::new()
+        .merge(api)
+        .merge(patient)
+        // anyone
+        .route("/", get(|| async { Redirect::to("/access") }))
+        .route("/static/{name}", get(assets::get_static))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .fallback(|| async { error::WebError::not_found() })
+        .layer(axum::middleware::from_fn_with_state(svc.clone(), middleware::request_context))
+        .with_state(svc)
+}
+
+/// Who: anyone (load balancers). Ready when the database and the store answer.
+async fn readyz(State(svc): State<Arc<Services>>) -> Response {
+    let db = svc.db.ping().await;
+    let store = svc.blobs.raw().health().await;
+    match (db, store) {
+        (Ok(()), Ok(())) => "ready".into_response(),
+        (db, store) => {
+            tracing::warn!(db_ok = db.is_ok(), store_ok = store.is_ok(), "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready").into_response()
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! Patient and referrer pages: sign in by code or link (always with the password),
+//! the viewer, its data, heartbeat and logout.
+
+use super::error::WebError;
+use super::extract::{PatientSession, clear_session_cookie, session_cookie};
+use super::pages::{AccessPage, ImageView, SeriesView, ViewerPage, render, texts};
+use crate::access::{self, AccessError};
+use crate::app::Services;
+use crate::audit;
+use crate::clock::format_date;
+use crate::dicom::{display_date, display_person_name};
+use crate::domain::is_valid_id;
+use crate::studies::view;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Form, Json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+type Svc = State<Arc<Services>>;
+
+#[derive(serde::Deserialize, Default)]
+pub struct AccessQuery {
+    ended: Option<String>,
+}
+
+/// Who: anyone. The start page asks for access code and password.
+pub async fn get_access(headers: HeaderMap, Query(q): Query<AccessQuery>) -> Response {
+    render(
+        StatusCode::OK,
+        &AccessPage {
+            t: texts(&headers),
+            action: "/access".into(),
+            ask_code: true,
+            denied: false,
+            ended: q.ended.is_some(),
+        },
+    )
+}
+
+#[derive(serde::Deserialize)]
+pub struct AccessForm {
+    access_code: Option<String>,
+    password: Option<String>,
+}
+
+fn signed_in(svc: &Services, session: &str) -> Response {
+    let mut res = Redirect::to("/view").into_response();
+    if let Ok(v) = HeaderValue::from_str(&session_cookie(svc, session)) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res
+}
+
+fn denied_page(headers: &HeaderMap, action: String, ask_code: bool) -> Response {
+    render(
+        StatusCode::UNAUTHORIZED,
+        &AccessPage {
+            t: texts(headers),
+            action,
+            ask_code,
+            denied: true,
+            ended: false,
+        },
+    )
+}
+
+fn sign_in_result(
+    svc: &Services,
+    headers: &HeaderMap,
+    result: Result<String, AccessError>,
+    action: String,
+    ask_code: bool,
+) -> Response {
+    match result {
+        Ok(session) => signed_in(svc, &session),
+        Err(AccessError::Denied) => denied_page(headers, action, ask_code),
+        Err(e) => WebError::from(e).into_response(),
+    }
+}
+
+/// Who: anyone; the grant's code and password decide.
+pub async fn post_access(
+    State(svc): Svc,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<AccessForm>,
+) -> Response {
+    if !svc.signin_limiter.allow(peer.ip(), svc.clock.now()) {
+        return WebError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "Too many attempts. Please wait a few minutes.").into_response();
+    }
+    let result = access::redeem_code(
+        &svc,
+        form.access_code.as_deref().unwrap_or(""),
+        form.password.as_deref().unwrap_or(""),
+    )
+    .await;
+    sign_in_result(&svc, &headers, result, "/access".into(), true)
+}
+
+/// Who: anyone with a link; the link alone never opens a study, it asks for the password.
+pub async fn get_link(headers: HeaderMap, Path(token): Path<String>) -> Response {
+    let action = format!("/s/{}", token.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').take(128).collect::<String>());
+    render(
+        StatusCode::OK,
+        &AccessPage {
+            t: texts(&headers),
+            action,
+            ask_code: false,
+            denied: false,
+            ended: false,
+        },
+    )
+}
+
+#[derive(serde::Deserialize)]
+pub struct LinkForm {
+    password: Option<String>,
+}
+
+/// Who: anyone with a link and its password.
+pub async fn post_link(
+    State(svc): Svc,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    Form(form): Form<LinkForm>,
+) -> Response {
+    if !svc.signin_limiter.allow(peer.ip(), svc.clock.now()) {
+        return WebError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "Too many attempts. Please wait a few minutes.").into_response();
+    }
+    let result = access::redeem_link(&svc, &token, form.password.as_deref().unwrap_or("")).await;
+    let action = format!("/s/{}", token.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').take(128).collect::<String>());
+    sign_in_result(&svc, &headers, result, action, false)
+}
+
+/// Who: a live patient or referrer session; shows only its grant's study.
+pub async fn get_viewer(State(svc): Svc, PatientSession(scope): PatientSession, headers: HeaderMap) -> Result<Response, WebError> {
+    let detail = view::detail(&svc, &scope.practice_id, &scope.study_id).await?;
+    audit::record(&svc, &scope.practice_id, &access_actor(&scope), "study.view", Some(&scope.study_id), &format!("grant={}", scope.grant_id)).await?;
+    let series = detail
+        .series
+        .iter()
+        .map(|s| SeriesView {
+            number: s.series.series_number,
+            description: s.series.description.clone(),
+            modality: s.series.modality.clone(),
+            images: s
+                .instances
+                .iter()
+                .map(|i| ImageView {
+                    src: format!("/view/api/instances/{}/frames/1/rendered", i.id),
+                    number: i.instance_number,
+                    width: i.columns,
+                    height: i.rows,
+                })
+                .collect(),
+        })
+        .collect();
+    Ok(render(
+        StatusCode::OK,
+        &ViewerPage {
+            t: texts(&headers),
+            patient_name: display_person_name(&detail.study.patient_name),
+            study_date: display_date(&detail.study.study_date),
+            study_description: detail.study.description.clone(),
+            access_until: format_date(scope.grant_expires_at),
+            series,
+        },
+    ))
+}
+
+fn access_actor(scope: &crate::access::sessions::PatientScope) -> audit::Actor {
+    if scope.audience == "referrer" {
+        audit::Actor::Referrer { grant_id: scope.grant_id.clone() }
+    } else {
+        audit::Actor::Patient { grant_id: scope.grant_id.clone() }
+    }
+}
+
+/// Who: a live patient or referrer session. The study as JSON for the viewer.
+pub async fn get_manifest(State(svc): Svc, PatientSession(scope): PatientSession) -> Result<Response, WebError> {
+    let detail = view::detail(&svc, &scope.practice_id, &scope.study_id).await?;
+    Ok(Json(serde_json::json!({
+        "study": detail,
+        "access_until": scope.grant_expires_at,
+        "session_ends_at": scope.ends_at,
+    }))
+    .into_response())
+}
+
+/// Who: a live patient or referrer session; instances of other studies answer 404.
+pub async fn get_rendered(
+    State(svc): Svc,
+    PatientSession(scope): PatientSession,
+    Path((instance_id, frame)): Path<(String, u32)>,
+) -> Result<Response, WebError> {
+    if !is_valid_id(&instance_id) || frame == 0 {
+        return Err(WebError::not_found());
+    }
+    let png = view::render_png(&svc, &scope.practice_id, &scope.study_id, &instance_id, frame - 1).await?;
+    let mut res = ([(header::CONTENT_TYPE, "image/png")], png).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    Ok(res)
+}
+
+/// Who: a live patient or referrer session. Keeps it alive while the page is open.
+pub async fn post_heartbeat(PatientSession(scope): PatientSession) -> Response {
+    Json(serde_json::json!({ "session_ends_at": scope.ends_at })).into_response()
+}
+
+/// Who: anyone; ends the session if there is one and clears the site's data.
+pub async fn post_logout(State(svc): Svc, session: Result<PatientSession, Response>) -> Response {
+    if let Ok(PatientSession(scope)) = session {
+        if let Err(e) = crate::access::sessions::end_session(&svc, &scope).await {
+            return WebError::internal(e).into_response();
+        }
+    }
+    let mut res = Redirect::to("/access").into_response();
+    let h = res.headers_mut();
+    h.insert("clear-site-data", HeaderValue::from_static("\"cache\", \"cookies\", \"storage\""));
+    if let Ok(v) = HeaderValue::from_str(&clear_session_cookie(&svc)) {
+        h.insert(header::SET_COOKIE, v);
+    }
+    res
+}
