@@ -191,7 +191,7 @@ impl KeyRing {
         .map_err(|_| KeyError::Unwrap)
     }
 
-    async fn practice_key(&self, db: &Db, kek_id: &str) -> Result<Key32, KeyError> {
+    pub async fn practice_key(&self, db: &Db, kek_id: &str) -> Result<Key32, KeyError> {
         let row = db
             .practice_key(kek_id)
             .await?
@@ -251,6 +251,18 @@ impl KeyRing {
     pub async fn rotate_practice(&self, db: &Db, practice_id: &str, now: i64) -> Result<usize, KeyError> {
         let new_key = self.new_practice_key(practice_id)?;
         let new_kek = self.unwrap_practice_key(&new_key)?;
+        let mut resealed = Vec::new();
+        for (patient_id, kek_id, sealed) in db.patients_of_practice(practice_id).await? {
+            let old = self.practice_key(db, &kek_id).await?;
+            let plain = open_record(&old, &kek_id, &patient_id, &sealed)?;
+            let details: crate::domain::PatientDetails =
+                serde_json::from_slice(&plain).map_err(|_| KeyError::Unwrap)?;
+            resealed.push((
+                patient_id.clone(),
+                patient_index(&new_kek, &details.match_text()),
+                seal_record(&new_kek, &new_key.id, &patient_id, &plain),
+            ));
+        }
         let mut rewrapped = Vec::new();
         for study in db.study_keys_of_practice(practice_id).await? {
             let dek = self.study_key(db, &study).await?;
@@ -264,11 +276,35 @@ impl KeyRing {
             );
             rewrapped.push((study.id, w));
         }
-        db.rotate_practice_key(practice_id, &new_key, &rewrapped, now).await?;
+        db.rotate_practice_key(practice_id, &new_key, &rewrapped, &resealed, now).await?;
         Ok(rewrapped.len())
     }
 
     pub fn key_file(&self, id: &str) -> PathBuf {
         key_path(&self.dir, id)
     }
+}
+
+/// Seals a database record (patient or study details) under `key`, bound to the
+/// row's id so a sealed value copied to another row does not open.
+pub fn seal_record(key: &Key32, key_id: &str, record_id: &str, plain: &[u8]) -> Vec<u8> {
+    crate::crypto::wrap::seal(&mut rand::rngs::OsRng, key, key_id, WrapPurpose::Record, record_id, plain)
+}
+
+pub fn open_record(key: &Key32, key_id: &str, record_id: &str, sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
+    crate::crypto::wrap::open(key, key_id, WrapPurpose::Record, record_id, sealed).map_err(|_| KeyError::Unwrap)
+}
+
+/// Blind index for matching patients without storing who they are: HMAC under a
+/// key derived from the practice key.
+pub fn patient_index(kek: &Key32, match_text: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let hk = hkdf::Hkdf::<sha2::Sha256>::new(None, kek.expose());
+    let mut index_key = zeroize::Zeroizing::new([0u8; 32]);
+    hk.expand(b"lichtkasten/patient-index/v1", index_key.as_mut()).unwrap_or(());
+    let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(index_key.as_ref()) else {
+        return String::new();
+    };
+    mac.update(match_text.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
 }

@@ -65,14 +65,14 @@ CREATE TABLE api_tokens (
     expires_at BIGINT NOT NULL
 );
 
+-- Patient details are sealed under the practice key; patient_key is a keyed hash
+-- (blind index) of ID, name and birth date, so matching needs no plaintext.
 CREATE TABLE patients (
     id TEXT PRIMARY KEY,
     practice_id TEXT NOT NULL REFERENCES practices(id) ON DELETE CASCADE,
     patient_key TEXT NOT NULL,
-    dicom_patient_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    birth_date TEXT NOT NULL,
-    sex TEXT NOT NULL,
+    kek_id TEXT NOT NULL REFERENCES practice_keys(id),
+    sealed BYTEA NOT NULL,
     created_at BIGINT NOT NULL,
     UNIQUE (practice_id, patient_key)
 );
@@ -83,10 +83,10 @@ CREATE TABLE studies (
     patient_id TEXT NOT NULL REFERENCES patients(id),
     study_uid TEXT NOT NULL,
     study_date TEXT NOT NULL,
-    description TEXT NOT NULL,
-    accession TEXT NOT NULL,
-    referring_physician TEXT NOT NULL,
     modalities TEXT NOT NULL,
+    -- Description, accession, referring physician: sealed under the study key, so
+    -- deleting the key shreds them with the images.
+    sealed BYTEA NOT NULL,
     kek_id TEXT NOT NULL REFERENCES practice_keys(id),
     wrapped_dek BYTEA NOT NULL,
     created_at BIGINT NOT NULL,

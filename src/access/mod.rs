@@ -54,7 +54,7 @@ pub async fn issue_grant(
 ) -> Result<IssuedGrant, AccessError> {
     let practice = svc.db.practice(practice_id).await?.ok_or(AccessError::NotFound)?;
     svc.db
-        .study_summary(practice_id, study_id)
+        .study_record(practice_id, study_id)
         .await?
         .ok_or(AccessError::NotFound)?;
     let now = svc.clock.now();

@@ -19,6 +19,8 @@ pub enum WrapPurpose {
     StudyKey,
     /// Small secrets such as TOTP seeds, sealed under a practice key.
     Secret,
+    /// Patient and study details kept in database rows.
+    Record,
 }
 
 impl WrapPurpose {
@@ -27,6 +29,7 @@ impl WrapPurpose {
             WrapPurpose::PracticeKey => b"practice-kek",
             WrapPurpose::StudyKey => b"study-dek",
             WrapPurpose::Secret => b"secret",
+            WrapPurpose::Record => b"record",
         }
     }
 }

@@ -197,6 +197,7 @@ impl Db {
         practice_id: &str,
         new_key: &PracticeKeyRow,
         rewrapped_studies: &[(String, Vec<u8>)],
+        resealed_patients: &[(String, String, Vec<u8>)],
         now: i64,
     ) -> DbResult<()> {
         let mut tx = self.pool().begin().await?;
@@ -219,6 +220,18 @@ impl Db {
                 .bind(practice_id)
                 .execute(&mut *tx)
                 .await?;
+        }
+        for (patient_id, patient_key, sealed) in resealed_patients {
+            sqlx::query(
+                "UPDATE patients SET kek_id = $1, patient_key = $2, sealed = $3 WHERE id = $4 AND practice_id = $5",
+            )
+            .bind(new_key.id.as_str())
+            .bind(patient_key.as_str())
+            .bind(sealed.clone())
+            .bind(patient_id.as_str())
+            .bind(practice_id)
+            .execute(&mut *tx)
+            .await?;
         }
         sqlx::query("UPDATE practices SET kek_id = $1 WHERE id = $2")
             .bind(new_key.id.as_str())

@@ -7,12 +7,11 @@ use sqlx::any::AnyRow;
 pub struct NewPatient<'a> {
     pub id: &'a str,
     pub practice_id: &'a str,
-    /// Matching key within the practice (normalised ID + name + birth date).
+    /// Blind index of normalised ID + name + birth date, for matching.
     pub patient_key: &'a str,
-    pub dicom_patient_id: &'a str,
-    pub name: &'a str,
-    pub birth_date: &'a str,
-    pub sex: &'a str,
+    pub kek_id: &'a str,
+    /// Name, ID, birth date and sex, sealed under the practice key.
+    pub sealed: &'a [u8],
 }
 
 #[derive(Debug, Clone)]
@@ -30,29 +29,27 @@ pub struct NewStudy<'a> {
     pub patient_id: &'a str,
     pub study_uid: &'a str,
     pub study_date: &'a str,
-    pub description: &'a str,
-    pub accession: &'a str,
-    pub referring_physician: &'a str,
     pub modalities: &'a str,
     pub kek_id: &'a str,
     pub wrapped_dek: &'a [u8],
+    /// Description, accession, referring physician, sealed under the study key.
+    pub sealed: &'a [u8],
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct StudySummary {
+/// A study row with its sealed parts; `studies::view` opens them.
+#[derive(Debug, Clone)]
+pub struct StudyRecord {
     pub id: String,
     pub study_uid: String,
     pub study_date: String,
-    pub description: String,
-    pub accession: String,
     pub modalities: String,
-    pub patient_name: String,
-    pub patient_id: String,
-    pub patient_birth_date: String,
-    pub patient_sex: String,
-    pub referring_physician: String,
     pub instance_count: i64,
     pub created_at: i64,
+    pub key: StudyKeyRow,
+    pub study_sealed: Vec<u8>,
+    pub patient_row_id: String,
+    pub patient_kek_id: String,
+    pub patient_sealed: Vec<u8>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -107,27 +104,25 @@ pub struct NewInstance<'a> {
     pub frames: i64,
 }
 
-const SUMMARY_SELECT: &str = "SELECT s.id, s.study_uid, s.study_date, s.description, s.accession,
-        s.modalities, s.referring_physician, s.created_at,
-        p.name AS patient_name, p.dicom_patient_id, p.birth_date, p.sex,
+const SUMMARY_SELECT: &str = "SELECT s.id, s.practice_id, s.study_uid, s.study_date, s.modalities, s.created_at,
+        s.kek_id, s.wrapped_dek, s.sealed AS study_sealed,
+        p.id AS patient_row_id, p.kek_id AS patient_kek_id, p.sealed AS patient_sealed,
         (SELECT COUNT(*) FROM instances i WHERE i.study_id = s.id) AS instance_count
      FROM studies s JOIN patients p ON p.id = s.patient_id";
 
-fn summary_from(r: &AnyRow) -> DbResult<StudySummary> {
-    Ok(StudySummary {
+fn record_from(r: &AnyRow) -> DbResult<StudyRecord> {
+    Ok(StudyRecord {
         id: get_str(r, "id")?,
         study_uid: get_str(r, "study_uid")?,
         study_date: get_str(r, "study_date")?,
-        description: get_str(r, "description")?,
-        accession: get_str(r, "accession")?,
         modalities: get_str(r, "modalities")?,
-        patient_name: get_str(r, "patient_name")?,
-        patient_id: get_str(r, "dicom_patient_id")?,
-        patient_birth_date: get_str(r, "birth_date")?,
-        patient_sex: get_str(r, "sex")?,
-        referring_physician: get_str(r, "referring_physician")?,
         instance_count: get_i64(r, "instance_count")?,
         created_at: get_i64(r, "created_at")?,
+        key: study_key_from(r)?,
+        study_sealed: get_bytes(r, "study_sealed")?,
+        patient_row_id: get_str(r, "patient_row_id")?,
+        patient_kek_id: get_str(r, "patient_kek_id")?,
+        patient_sealed: get_bytes(r, "patient_sealed")?,
     })
 }
 
@@ -166,16 +161,14 @@ impl Db {
             return Ok(id);
         }
         let inserted = sqlx::query(
-            "INSERT INTO patients (id, practice_id, patient_key, dicom_patient_id, name, birth_date, sex, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (practice_id, patient_key) DO NOTHING",
+            "INSERT INTO patients (id, practice_id, patient_key, kek_id, sealed, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (practice_id, patient_key) DO NOTHING",
         )
         .bind(p.id)
         .bind(p.practice_id)
         .bind(p.patient_key)
-        .bind(p.dicom_patient_id)
-        .bind(p.name)
-        .bind(p.birth_date)
-        .bind(p.sex)
+        .bind(p.kek_id)
+        .bind(p.sealed.to_vec())
         .bind(now)
         .execute(self.pool())
         .await?;
@@ -224,9 +217,9 @@ impl Db {
     /// Inserts the study unless another upload created it first; returns true if inserted.
     pub async fn insert_study(&self, s: &NewStudy<'_>, now: i64) -> DbResult<bool> {
         let done = sqlx::query(
-            "INSERT INTO studies (id, practice_id, patient_id, study_uid, study_date, description, accession,
-                 referring_physician, modalities, kek_id, wrapped_dek, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+            "INSERT INTO studies (id, practice_id, patient_id, study_uid, study_date, modalities, kek_id,
+                 wrapped_dek, sealed, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (practice_id, study_uid) DO NOTHING",
         )
         .bind(s.id)
@@ -234,12 +227,10 @@ impl Db {
         .bind(s.patient_id)
         .bind(s.study_uid)
         .bind(s.study_date)
-        .bind(s.description)
-        .bind(s.accession)
-        .bind(s.referring_physician)
         .bind(s.modalities)
         .bind(s.kek_id)
         .bind(s.wrapped_dek.to_vec())
+        .bind(s.sealed.to_vec())
         .bind(now)
         .execute(self.pool())
         .await?;
@@ -364,7 +355,7 @@ impl Db {
         practice_id: &str,
         limit: i64,
         offset: i64,
-    ) -> DbResult<Vec<StudySummary>> {
+    ) -> DbResult<Vec<StudyRecord>> {
         let sql = format!(
             "{SUMMARY_SELECT} WHERE s.practice_id = $1 ORDER BY s.created_at DESC, s.id LIMIT $2 OFFSET $3"
         );
@@ -374,17 +365,17 @@ impl Db {
             .bind(offset)
             .fetch_all(self.pool())
             .await?;
-        rows.iter().map(summary_from).collect()
+        rows.iter().map(record_from).collect()
     }
 
-    pub async fn study_summary(&self, practice_id: &str, study_id: &str) -> DbResult<Option<StudySummary>> {
+    pub async fn study_record(&self, practice_id: &str, study_id: &str) -> DbResult<Option<StudyRecord>> {
         let sql = format!("{SUMMARY_SELECT} WHERE s.practice_id = $1 AND s.id = $2");
         let row = sqlx::query(&sql)
             .bind(practice_id)
             .bind(study_id)
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(summary_from).transpose()
+        row.as_ref().map(record_from).transpose()
     }
 
     pub async fn series_of_study(&self, study_id: &str) -> DbResult<Vec<SeriesRow>> {
@@ -482,5 +473,18 @@ impl Db {
             .fetch_one(self.pool())
             .await?;
         get_str(&row, "sha256")
+    }
+}
+
+impl Db {
+    /// `(id, kek_id, sealed)` of every patient of a practice (for key rotation).
+    pub async fn patients_of_practice(&self, practice_id: &str) -> DbResult<Vec<(String, String, Vec<u8>)>> {
+        let rows = sqlx::query("SELECT id, kek_id, sealed FROM patients WHERE practice_id = $1")
+            .bind(practice_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((get_str(r, "id")?, get_str(r, "kek_id")?, get_bytes(r, "sealed")?)))
+            .collect()
     }
 }

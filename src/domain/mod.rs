@@ -51,3 +51,34 @@ impl Audience {
         }
     }
 }
+
+/// What a DICOM file says about its patient; kept sealed in the database.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PatientDetails {
+    pub name: String,
+    pub patient_id: String,
+    pub birth_date: String,
+    pub sex: String,
+}
+
+impl PatientDetails {
+    /// ID, name and birth date folded so that case, spacing and punctuation
+    /// differences between systems do not split one patient in two.
+    pub fn match_text(&self) -> String {
+        let fold = |s: &str| -> String {
+            s.chars()
+                .filter(|c| c.is_alphanumeric())
+                .flat_map(char::to_lowercase)
+                .collect()
+        };
+        format!("{}|{}|{}", fold(&self.patient_id), fold(&self.name), fold(&self.birth_date))
+    }
+}
+
+/// Study details from the files; sealed under the study key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StudyDetails {
+    pub description: String,
+    pub accession: String,
+    pub referring_physician: String,
+}

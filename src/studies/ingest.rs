@@ -11,7 +11,8 @@ use crate::crypto::Key32;
 use crate::crypto::stream::ObjectContext;
 use crate::db::studies::{NewBlob, NewInstance, NewPatient, NewStudy};
 use crate::dicom::parse::{ParsedInstance, normalize_preamble, parse};
-use crate::domain::new_id;
+use crate::domain::{PatientDetails, StudyDetails, new_id};
+use crate::keys::{patient_index, seal_record};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -33,23 +34,6 @@ pub struct IngestReport {
 enum Outcome {
     Stored,
     Duplicate,
-}
-
-/// Matching key of a patient within a practice: ID, name and birth date, folded so
-/// that case and spacing differences between systems do not split one patient.
-fn patient_key(p: &ParsedInstance) -> String {
-    let fold = |s: &str| -> String {
-        s.chars()
-            .filter(|c| c.is_alphanumeric())
-            .flat_map(char::to_lowercase)
-            .collect()
-    };
-    format!(
-        "{}|{}|{}",
-        fold(&p.patient_id),
-        fold(&p.patient_name),
-        fold(&p.patient_birth_date)
-    )
 }
 
 pub async fn ingest_files(
@@ -128,23 +112,36 @@ async fn study_and_key(
         return Ok((row.id, dek));
     }
     let now = svc.clock.now();
+    let kek = svc.keys.practice_key(&svc.db, kek_id).await?;
+    let details = PatientDetails {
+        name: p.patient_name.clone(),
+        patient_id: p.patient_id.clone(),
+        birth_date: p.patient_birth_date.clone(),
+        sex: p.patient_sex.clone(),
+    };
+    let new_patient_id = new_id(&mut rand::rngs::OsRng);
+    let patient_json = serde_json::to_vec(&details).map_err(|_| StudyError::Integrity)?;
     let patient_id = svc
         .db
         .upsert_patient(
             &NewPatient {
-                id: &new_id(&mut rand::rngs::OsRng),
+                id: &new_patient_id,
                 practice_id,
-                patient_key: &patient_key(p),
-                dicom_patient_id: &p.patient_id,
-                name: &p.patient_name,
-                birth_date: &p.patient_birth_date,
-                sex: &p.patient_sex,
+                patient_key: &patient_index(&kek, &details.match_text()),
+                kek_id,
+                sealed: &seal_record(&kek, kek_id, &new_patient_id, &patient_json),
             },
             now,
         )
         .await?;
     let study_id = new_id(&mut rand::rngs::OsRng);
     let (dek, wrapped) = svc.keys.new_study_key(&svc.db, kek_id, &study_id).await?;
+    let study_json = serde_json::to_vec(&StudyDetails {
+        description: p.study_description.clone(),
+        accession: p.accession.clone(),
+        referring_physician: p.referring_physician.clone(),
+    })
+    .map_err(|_| StudyError::Integrity)?;
     let inserted = svc
         .db
         .insert_study(
@@ -154,12 +151,10 @@ async fn study_and_key(
                 patient_id: &patient_id,
                 study_uid: &p.study_uid,
                 study_date: &p.study_date,
-                description: &p.study_description,
-                accession: &p.accession,
-                referring_physician: &p.referring_physician,
                 modalities: &p.modality,
                 kek_id,
                 wrapped_dek: &wrapped,
+                sealed: &seal_record(&dek, &study_id, &study_id, &study_json),
             },
             now,
         )

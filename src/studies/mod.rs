@@ -24,3 +24,55 @@ pub enum StudyError {
     #[error(transparent)]
     Dicom(#[from] crate::dicom::DicomError),
 }
+
+/// A study as the practice and the viewer see it, sealed parts opened.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StudySummary {
+    pub id: String,
+    pub study_uid: String,
+    pub study_date: String,
+    pub description: String,
+    pub accession: String,
+    pub modalities: String,
+    pub patient_name: String,
+    pub patient_id: String,
+    pub patient_birth_date: String,
+    pub patient_sex: String,
+    pub referring_physician: String,
+    pub instance_count: i64,
+    pub created_at: i64,
+}
+
+/// Opens a study record: unwraps its keys and unseals patient and study details.
+pub async fn open_record(
+    svc: &crate::app::Services,
+    rec: crate::db::studies::StudyRecord,
+) -> Result<(StudySummary, crate::crypto::Key32), StudyError> {
+    use crate::domain::{PatientDetails, StudyDetails};
+    use crate::keys::open_record as open;
+    let dek = svc.keys.study_key(&svc.db, &rec.key).await?;
+    let kek = svc.keys.practice_key(&svc.db, &rec.patient_kek_id).await?;
+    let patient: PatientDetails =
+        serde_json::from_slice(&open(&kek, &rec.patient_kek_id, &rec.patient_row_id, &rec.patient_sealed)?)
+            .map_err(|_| StudyError::Integrity)?;
+    let study: StudyDetails = serde_json::from_slice(&open(&dek, &rec.id, &rec.id, &rec.study_sealed)?)
+        .map_err(|_| StudyError::Integrity)?;
+    Ok((
+        StudySummary {
+            id: rec.id,
+            study_uid: rec.study_uid,
+            study_date: rec.study_date,
+            description: study.description,
+            accession: study.accession,
+            modalities: rec.modalities,
+            patient_name: patient.name,
+            patient_id: patient.patient_id,
+            patient_birth_date: patient.birth_date,
+            patient_sex: patient.sex,
+            referring_physician: study.referring_physician,
+            instance_count: rec.instance_count,
+            created_at: rec.created_at,
+        },
+        dek,
+    ))
+}

@@ -1,12 +1,12 @@
 //! Reading studies: lists and details for the practice, the manifest and rendered
 //! frames for a grant's viewer, deletion with crypto-shredding.
 
-use super::StudyError;
+use super::{StudyError, StudySummary, open_record};
 use crate::app::Services;
 use crate::audit::{self, Actor};
 use crate::blob::BlobError;
 use crate::crypto::stream::ObjectContext;
-use crate::db::studies::{InstanceRow, SeriesRow, StudySummary};
+use crate::db::studies::{InstanceRow, SeriesRow};
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -24,15 +24,21 @@ pub struct StudyDetail {
 }
 
 pub async fn list(svc: &Services, practice_id: &str, limit: i64, offset: i64) -> Result<Vec<StudySummary>, StudyError> {
-    Ok(svc.db.list_studies(practice_id, limit.clamp(1, 500), offset.max(0)).await?)
+    let records = svc.db.list_studies(practice_id, limit.clamp(1, 500), offset.max(0)).await?;
+    let mut out = Vec::with_capacity(records.len());
+    for rec in records {
+        out.push(open_record(svc, rec).await?.0);
+    }
+    Ok(out)
 }
 
 pub async fn detail(svc: &Services, practice_id: &str, study_id: &str) -> Result<StudyDetail, StudyError> {
-    let study = svc
+    let record = svc
         .db
-        .study_summary(practice_id, study_id)
+        .study_record(practice_id, study_id)
         .await?
         .ok_or(StudyError::NotFound)?;
+    let (study, _) = open_record(svc, record).await?;
     let instances = svc.db.instances_of_study(study_id).await?;
     let series = svc
         .db
@@ -117,6 +123,6 @@ pub async fn delete(svc: &Services, practice_id: &str, study_id: &str, actor: &A
 }
 
 pub async fn audit_log(svc: &Services, practice_id: &str, study_id: &str) -> Result<Vec<crate::db::audit::AuditEvent>, StudyError> {
-    svc.db.study_summary(practice_id, study_id).await?.ok_or(StudyError::NotFound)?;
+    svc.db.study_record(practice_id, study_id).await?.ok_or(StudyError::NotFound)?;
     Ok(svc.db.audit_of_study(practice_id, study_id).await?)
 }

@@ -1,0 +1,11 @@
+//! One integration-test binary (one link step): the real app over HTTP on port 0.
+//! Runs on SQLite + filesystem by default, and on PostgreSQL + S3 when
+//! LICHTKASTEN_TEST_DATABASE_URL and LICHTKASTEN_TEST_S3_* are set (see .ci/run).
+
+mod bad_input;
+mod blob_store;
+mod demo_binary;
+mod helpers;
+mod journey;
+mod keys;
+mod storage_safety;
