@@ -21,7 +21,9 @@ pub struct NewPractice {
 fn one_time_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rngs::OsRng;
-    (0..16).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect()
+    (0..16)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 pub async fn create_practice(
@@ -30,10 +32,15 @@ pub async fn create_practice(
     admin_username: &str,
     admin_display_name: &str,
 ) -> anyhow::Result<NewPractice> {
-    anyhow::ensure!(!name.trim().is_empty() && name.len() <= 200, "practice name must be 1–200 characters");
+    anyhow::ensure!(
+        !name.trim().is_empty() && name.len() <= 200,
+        "practice name must be 1–200 characters"
+    );
     anyhow::ensure!(
         (3..=64).contains(&admin_username.len())
-            && admin_username.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b)),
+            && admin_username
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b)),
         "username must be 3–64 characters of letters, digits, . _ - @"
     );
     let now = svc.clock.now();
@@ -59,7 +66,14 @@ pub async fn create_practice(
     let password = one_time_password();
     let password_hash = svc.hasher.hash(&password).await?;
     let seed = totp::new_secret(&mut rng);
-    let sealed_seed = seal(&mut rng, &kek, &key.id, WrapPurpose::Secret, &user_id, &seed);
+    let sealed_seed = seal(
+        &mut rng,
+        &kek,
+        &key.id,
+        WrapPurpose::Secret,
+        &user_id,
+        &seed,
+    );
     svc.db
         .insert_staff_user(&NewStaffUser {
             id: &user_id,
@@ -73,7 +87,15 @@ pub async fn create_practice(
             created_at: now,
         })
         .await?;
-    audit::record(svc, &practice_id, &Actor::Operator, "practice.create", None, &format!("admin={user_id}")).await?;
+    audit::record(
+        svc,
+        &practice_id,
+        &Actor::Operator,
+        "practice.create",
+        None,
+        &format!("admin={user_id}"),
+    )
+    .await?;
     Ok(NewPractice {
         practice_id,
         admin_username: admin_username.to_string(),
@@ -88,6 +110,14 @@ pub async fn create_api_client(
     name: &str,
 ) -> anyhow::Result<api_clients::IssuedClient> {
     let issued = api_clients::create_client(&svc.db, practice_id, name, svc.clock.now()).await?;
-    audit::record(svc, practice_id, &Actor::Operator, "api_client.create", None, &format!("client={}", issued.client_id)).await?;
+    audit::record(
+        svc,
+        practice_id,
+        &Actor::Operator,
+        "api_client.create",
+        None,
+        &format!("client={}", issued.client_id),
+    )
+    .await?;
     Ok(issued)
 }

@@ -2,10 +2,10 @@
 //! Tests call [`start`] with `listen = 127.0.0.1:0`.
 
 use crate::auth::passwords::PasswordHasher;
+use crate::blob::BlobStore;
 use crate::blob::fs::FsStore;
 use crate::blob::s3::{S3Settings, S3Store};
 use crate::blob::sealed::SealedStore;
-use crate::blob::BlobStore;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::db::Db;
@@ -46,7 +46,11 @@ pub async fn open_blob_store(config: &Config) -> anyhow::Result<Arc<dyn BlobStor
 }
 
 /// Opens the database (migrating it), the blob store and the key ring.
-pub async fn build(config: Config, clock: SharedClock, public_url: String) -> anyhow::Result<Services> {
+pub async fn build(
+    config: Config,
+    clock: SharedClock,
+    public_url: String,
+) -> anyhow::Result<Services> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))

@@ -19,11 +19,22 @@ fn peak_rss_kib() -> Option<u64> {
 /// Best `aes-256-gcm` figure of `openssl speed` for 16 KiB blocks, in MB/s.
 fn openssl_mb_s() -> Option<f64> {
     let out = std::process::Command::new("openssl")
-        .args(["speed", "-evp", "aes-256-gcm", "-seconds", "3", "-bytes", "16384"])
+        .args([
+            "speed",
+            "-evp",
+            "aes-256-gcm",
+            "-seconds",
+            "3",
+            "-bytes",
+            "16384",
+        ])
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().rev().find(|l| l.trim_start().starts_with("AES-256-GCM") || l.starts_with("aes-256-gcm"))?;
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with("AES-256-GCM") || l.starts_with("aes-256-gcm"))?;
     let last = line.split_whitespace().last()?;
     let kb_s: f64 = last.trim_end_matches('k').parse().ok()?;
     Some(kb_s * 1000.0 / 1_000_000.0)
@@ -32,7 +43,10 @@ fn openssl_mb_s() -> Option<f64> {
 pub fn encryption(mib: usize) -> anyhow::Result<()> {
     let mut rng = rand::thread_rng();
     let dek = Key32::generate(&mut rng);
-    let ctx = ObjectContext { study_id: "bench", object_id: "bench" };
+    let ctx = ObjectContext {
+        study_id: "bench",
+        object_id: "bench",
+    };
     let chunk = vec![0x5au8; 1024 * 1024];
     let rss_before = peak_rss_kib();
 
@@ -65,7 +79,10 @@ pub fn encryption(mib: usize) -> anyhow::Result<()> {
     let mb = (mib * 1024 * 1024) as f64 / 1_000_000.0;
     let enc_rate = mb / encrypt_secs;
     let dec_rate = mb / decrypt_secs;
-    println!("object size        {mib} MiB (stored {} bytes)", sealed_total + out.len());
+    println!(
+        "object size        {mib} MiB (stored {} bytes)",
+        sealed_total + out.len()
+    );
     println!("encrypt            {enc_rate:.0} MB/s");
     println!("decrypt+verify     {dec_rate:.0} MB/s");
     match openssl_mb_s() {

@@ -207,16 +207,18 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let mut c = Config::default();
-        c.database_url = Secret::new("postgres://user:hunter2@db/x");
-        c.s3 = Some(S3Config {
-            endpoint: None,
-            region: "r".into(),
-            bucket: "b".into(),
-            access_key_id: "AK".into(),
-            secret_access_key: Secret::new("topsecret"),
-            prefix: String::new(),
-        });
+        let c = Config {
+            database_url: Secret::new("postgres://user:hunter2@db/x"),
+            s3: Some(S3Config {
+                endpoint: None,
+                region: "r".into(),
+                bucket: "b".into(),
+                access_key_id: "AK".into(),
+                secret_access_key: Secret::new("topsecret"),
+                prefix: String::new(),
+            }),
+            ..Config::default()
+        };
         let shown = format!("{c:?}");
         assert!(!shown.contains("hunter2"));
         assert!(!shown.contains("topsecret"));

@@ -19,7 +19,13 @@ pub async fn set_up(running: &Running) -> anyhow::Result<String> {
     } else {
         format!("demo-admin-{}", &crate::domain::new_id(&mut rng)[..6])
     };
-    let practice = admin::create_practice(svc, "Radiologie am Lichtkasten (Demo)", &username, "Demo Admin").await?;
+    let practice = admin::create_practice(
+        svc,
+        "Radiologie am Lichtkasten (Demo)",
+        &username,
+        "Demo Admin",
+    )
+    .await?;
     let client = admin::create_api_client(svc, &practice.practice_id, "Demo RIS").await?;
     let spec = StudySpec::demo(&mut rng);
     let files = demo_study(&mut rng, &spec, 12, 256)
@@ -30,10 +36,29 @@ pub async fn set_up(running: &Running) -> anyhow::Result<String> {
             bytes: Bytes::from(bytes),
         })
         .collect();
-    let report = ingest_files(svc, &practice.practice_id, &Actor::Operator, files, Vec::new()).await?;
-    anyhow::ensure!(report.rejected.is_empty(), "demo study was rejected: {:?}", report.rejected);
+    let report = ingest_files(
+        svc,
+        &practice.practice_id,
+        &Actor::Operator,
+        files,
+        Vec::new(),
+    )
+    .await?;
+    anyhow::ensure!(
+        report.rejected.is_empty(),
+        "demo study was rejected: {:?}",
+        report.rejected
+    );
     let study = report.studies.first().context("demo study missing")?;
-    let grant = crate::access::issue_grant(svc, &practice.practice_id, &study.id, Audience::Patient, None, &Actor::Operator).await?;
+    let grant = crate::access::issue_grant(
+        svc,
+        &practice.practice_id,
+        &study.id,
+        Audience::Patient,
+        None,
+        &Actor::Operator,
+    )
+    .await?;
     Ok(serde_json::json!({
         "base_url": svc.public_url,
         "patient_link": grant.link,

@@ -88,7 +88,10 @@ fn scan_dir(dir: &Path) -> Result<Vec<(String, PathBuf)>, KeyError> {
     for entry in rd {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().to_string();
-        if let Some(id) = name.strip_prefix("root-").and_then(|n| n.strip_suffix(".key")) {
+        if let Some(id) = name
+            .strip_prefix("root-")
+            .and_then(|n| n.strip_suffix(".key"))
+        {
             out.push((id.to_string(), entry.path()));
         }
     }
@@ -209,14 +212,27 @@ impl KeyRing {
         let kek = self.practice_key(db, kek_id).await?;
         let mut rng = rand::rngs::OsRng;
         let dek = Key32::generate(&mut rng);
-        let wrapped = wrap_key(&mut rng, &kek, kek_id, WrapPurpose::StudyKey, study_id, &dek);
+        let wrapped = wrap_key(
+            &mut rng,
+            &kek,
+            kek_id,
+            WrapPurpose::StudyKey,
+            study_id,
+            &dek,
+        );
         Ok((dek, wrapped))
     }
 
     pub async fn study_key(&self, db: &Db, study: &StudyKeyRow) -> Result<Key32, KeyError> {
         let kek = self.practice_key(db, &study.kek_id).await?;
-        unwrap_key(&kek, &study.kek_id, WrapPurpose::StudyKey, &study.id, &study.wrapped_dek)
-            .map_err(|_| KeyError::Unwrap)
+        unwrap_key(
+            &kek,
+            &study.kek_id,
+            WrapPurpose::StudyKey,
+            &study.id,
+            &study.wrapped_dek,
+        )
+        .map_err(|_| KeyError::Unwrap)
     }
 
     /// Rotates the root key: a new key file, every practice key rewrapped under it in
@@ -248,7 +264,12 @@ impl KeyRing {
 
     /// Rotates one practice's key: a new key, every study key of the practice
     /// rewrapped under it, the old practice key destroyed.
-    pub async fn rotate_practice(&self, db: &Db, practice_id: &str, now: i64) -> Result<usize, KeyError> {
+    pub async fn rotate_practice(
+        &self,
+        db: &Db,
+        practice_id: &str,
+        now: i64,
+    ) -> Result<usize, KeyError> {
         let new_key = self.new_practice_key(practice_id)?;
         let new_kek = self.unwrap_practice_key(&new_key)?;
         let mut resealed = Vec::new();
@@ -276,7 +297,8 @@ impl KeyRing {
             );
             rewrapped.push((study.id, w));
         }
-        db.rotate_practice_key(practice_id, &new_key, &rewrapped, &resealed, now).await?;
+        db.rotate_practice_key(practice_id, &new_key, &rewrapped, &resealed, now)
+            .await?;
         Ok(rewrapped.len())
     }
 
@@ -288,11 +310,24 @@ impl KeyRing {
 /// Seals a database record (patient or study details) under `key`, bound to the
 /// row's id so a sealed value copied to another row does not open.
 pub fn seal_record(key: &Key32, key_id: &str, record_id: &str, plain: &[u8]) -> Vec<u8> {
-    crate::crypto::wrap::seal(&mut rand::rngs::OsRng, key, key_id, WrapPurpose::Record, record_id, plain)
+    crate::crypto::wrap::seal(
+        &mut rand::rngs::OsRng,
+        key,
+        key_id,
+        WrapPurpose::Record,
+        record_id,
+        plain,
+    )
 }
 
-pub fn open_record(key: &Key32, key_id: &str, record_id: &str, sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
-    crate::crypto::wrap::open(key, key_id, WrapPurpose::Record, record_id, sealed).map_err(|_| KeyError::Unwrap)
+pub fn open_record(
+    key: &Key32,
+    key_id: &str,
+    record_id: &str,
+    sealed: &[u8],
+) -> Result<Vec<u8>, KeyError> {
+    crate::crypto::wrap::open(key, key_id, WrapPurpose::Record, record_id, sealed)
+        .map_err(|_| KeyError::Unwrap)
 }
 
 /// Blind index for matching patients without storing who they are: HMAC under a
@@ -301,7 +336,8 @@ pub fn patient_index(kek: &Key32, match_text: &str) -> String {
     use hmac::{Hmac, Mac};
     let hk = hkdf::Hkdf::<sha2::Sha256>::new(None, kek.expose());
     let mut index_key = zeroize::Zeroizing::new([0u8; 32]);
-    hk.expand(b"lichtkasten/patient-index/v1", index_key.as_mut()).unwrap_or(());
+    hk.expand(b"lichtkasten/patient-index/v1", index_key.as_mut())
+        .unwrap_or(());
     let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(index_key.as_ref()) else {
         return String::new();
     };

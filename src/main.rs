@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "lichtkasten", version, about = "Secure sharing of medical images with patients and their doctors")]
+#[command(
+    name = "lichtkasten",
+    version,
+    about = "Secure sharing of medical images with patients and their doctors"
+)]
 struct Cli {
     /// TOML config file; LICHTKASTEN_* environment variables override it.
     #[arg(long, global = true, env = "LICHTKASTEN_CONFIG")]
@@ -126,7 +130,9 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         Command::Demo { data_dir, listen } => {
             config.data_dir = match data_dir {
                 Some(d) => d,
-                None => std::env::temp_dir().join(format!("lichtkasten-demo-{}", std::process::id())),
+                None => {
+                    std::env::temp_dir().join(format!("lichtkasten-demo-{}", std::process::id()))
+                }
             };
             config.listen = listen;
             let running = lichtkasten::app::start(config, clock).await?;
@@ -144,13 +150,23 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             let url = public_url(&config);
             let svc = lichtkasten::app::build(config, clock, url).await?;
             match command {
-                PracticeCommand::Create { name, admin, admin_name } => {
-                    let display = if admin_name.is_empty() { admin.clone() } else { admin_name };
-                    let created = lichtkasten::admin::create_practice(&svc, &name, &admin, &display).await?;
+                PracticeCommand::Create {
+                    name,
+                    admin,
+                    admin_name,
+                } => {
+                    let display = if admin_name.is_empty() {
+                        admin.clone()
+                    } else {
+                        admin_name
+                    };
+                    let created =
+                        lichtkasten::admin::create_practice(&svc, &name, &admin, &display).await?;
                     println!("{}", serde_json::to_string(&created)?);
                 }
                 PracticeCommand::ApiClient { practice, name } => {
-                    let issued = lichtkasten::admin::create_api_client(&svc, &practice, &name).await?;
+                    let issued =
+                        lichtkasten::admin::create_api_client(&svc, &practice, &name).await?;
                     println!(
                         "{}",
                         serde_json::json!({"client_id": issued.client_id, "client_secret": issued.client_secret})
@@ -159,7 +175,9 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Keys { command: KeysCommand::Rotate { practice } } => {
+        Command::Keys {
+            command: KeysCommand::Rotate { practice },
+        } => {
             let url = public_url(&config);
             let mut svc = lichtkasten::app::build(config, clock.clone(), url).await?;
             match practice {

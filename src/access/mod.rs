@@ -52,7 +52,11 @@ pub async fn issue_grant(
     expires_at: Option<i64>,
     actor: &Actor,
 ) -> Result<IssuedGrant, AccessError> {
-    let practice = svc.db.practice(practice_id).await?.ok_or(AccessError::NotFound)?;
+    let practice = svc
+        .db
+        .practice(practice_id)
+        .await?
+        .ok_or(AccessError::NotFound)?;
     svc.db
         .study_record(practice_id, study_id)
         .await?
@@ -60,7 +64,9 @@ pub async fn issue_grant(
     let now = svc.clock.now();
     let expires_at = expires_at.unwrap_or(now + practice.default_access_days * 86_400);
     if expires_at <= now || expires_at > now + MAX_GRANT_DAYS * 86_400 {
-        return Err(AccessError::Invalid("expires_at must lie in the future, at most five years ahead"));
+        return Err(AccessError::Invalid(
+            "expires_at must lie in the future, at most five years ahead",
+        ));
     }
     let mut rng = rand::rngs::OsRng;
     let code = AccessCode::generate(&mut rng);
@@ -83,7 +89,15 @@ pub async fn issue_grant(
             now,
         )
         .await?;
-    audit::record(svc, practice_id, actor, "grant.issue", Some(study_id), &format!("grant={id} audience={}", audience.as_str())).await?;
+    audit::record(
+        svc,
+        practice_id,
+        actor,
+        "grant.issue",
+        Some(study_id),
+        &format!("grant={id} audience={}", audience.as_str()),
+    )
+    .await?;
     Ok(IssuedGrant {
         id,
         access_code: code.display(),
@@ -104,12 +118,19 @@ fn retry_delay(failures: i64) -> i64 {
 
 /// Checks a password against a grant found by code or link. Always spends one
 /// argon2 verification, so every refusal takes the same time.
-async fn redeem(svc: &Services, grant: Option<GrantRow>, password: &str) -> Result<GrantRow, AccessError> {
+async fn redeem(
+    svc: &Services,
+    grant: Option<GrantRow>,
+    password: &str,
+) -> Result<GrantRow, AccessError> {
     let now = svc.clock.now();
     let normalized = GrantPassword::normalize_input(password).unwrap_or_default();
     let ok = svc
         .hasher
-        .verify(grant.as_ref().map(|g| g.password_hash.as_str()), &normalized)
+        .verify(
+            grant.as_ref().map(|g| g.password_hash.as_str()),
+            &normalized,
+        )
         .await?;
     let Some(grant) = grant else {
         return Err(AccessError::Denied);
@@ -132,27 +153,55 @@ async fn redeem(svc: &Services, grant: Option<GrantRow>, password: &str) -> Resu
             .await?;
         let refreshed = svc.db.grant_by_id(&grant.id).await?;
         if let Some(g) = refreshed.filter(|g| g.locked_at.is_some()) {
-            audit::record(svc, &g.practice_id, &actor_of(&g), "grant.locked", Some(&g.study_id), &format!("grant={}", g.id)).await?;
+            audit::record(
+                svc,
+                &g.practice_id,
+                &actor_of(&g),
+                "grant.locked",
+                Some(&g.study_id),
+                &format!("grant={}", g.id),
+            )
+            .await?;
         }
         return Err(AccessError::Denied);
     }
     svc.db.record_grant_success(&grant.id, now).await?;
-    audit::record(svc, &grant.practice_id, &actor_of(&grant), "grant.redeem", Some(&grant.study_id), &format!("grant={}", grant.id)).await?;
+    audit::record(
+        svc,
+        &grant.practice_id,
+        &actor_of(&grant),
+        "grant.redeem",
+        Some(&grant.study_id),
+        &format!("grant={}", grant.id),
+    )
+    .await?;
     Ok(grant)
 }
 
 pub fn actor_of(g: &GrantRow) -> Actor {
     if g.audience == "referrer" {
-        Actor::Referrer { grant_id: g.id.clone() }
+        Actor::Referrer {
+            grant_id: g.id.clone(),
+        }
     } else {
-        Actor::Patient { grant_id: g.id.clone() }
+        Actor::Patient {
+            grant_id: g.id.clone(),
+        }
     }
 }
 
 /// Code + password from the start page. Opens a session; returns its cookie value.
-pub async fn redeem_code(svc: &Services, code_input: &str, password: &str) -> Result<String, AccessError> {
+pub async fn redeem_code(
+    svc: &Services,
+    code_input: &str,
+    password: &str,
+) -> Result<String, AccessError> {
     let grant = match AccessCode::parse(code_input) {
-        Some(code) => svc.db.grant_by_code_hash(&token_hash("access-code", code.normalized())).await?,
+        Some(code) => {
+            svc.db
+                .grant_by_code_hash(&token_hash("access-code", code.normalized()))
+                .await?
+        }
         None => None,
     };
     let grant = redeem(svc, grant, password).await?;
@@ -160,9 +209,15 @@ pub async fn redeem_code(svc: &Services, code_input: &str, password: &str) -> Re
 }
 
 /// Link token + password from the QR code page.
-pub async fn redeem_link(svc: &Services, link_token: &str, password: &str) -> Result<String, AccessError> {
+pub async fn redeem_link(
+    svc: &Services,
+    link_token: &str,
+    password: &str,
+) -> Result<String, AccessError> {
     let grant = if link_token.len() <= 128 {
-        svc.db.grant_by_link_hash(&token_hash("grant-link", link_token)).await?
+        svc.db
+            .grant_by_link_hash(&token_hash("grant-link", link_token))
+            .await?
     } else {
         None
     };
@@ -170,9 +225,28 @@ pub async fn redeem_link(svc: &Services, link_token: &str, password: &str) -> Re
     Ok(sessions::open_patient_session(svc, &grant).await?)
 }
 
-pub async fn revoke_grant(svc: &Services, practice_id: &str, grant_id: &str, actor: &Actor) -> Result<(), AccessError> {
-    let grant = svc.db.grant(practice_id, grant_id).await?.ok_or(AccessError::NotFound)?;
-    svc.db.revoke_grant(practice_id, grant_id, svc.clock.now()).await?;
-    audit::record(svc, practice_id, actor, "grant.revoke", Some(&grant.study_id), &format!("grant={grant_id}")).await?;
+pub async fn revoke_grant(
+    svc: &Services,
+    practice_id: &str,
+    grant_id: &str,
+    actor: &Actor,
+) -> Result<(), AccessError> {
+    let grant = svc
+        .db
+        .grant(practice_id, grant_id)
+        .await?
+        .ok_or(AccessError::NotFound)?;
+    svc.db
+        .revoke_grant(practice_id, grant_id, svc.clock.now())
+        .await?;
+    audit::record(
+        svc,
+        practice_id,
+        actor,
+        "grant.revoke",
+        Some(&grant.study_id),
+        &format!("grant={grant_id}"),
+    )
+    .await?;
     Ok(())
 }

@@ -96,5 +96,7 @@ pub async fn check_patient_session(
 }
 
 pub async fn end_session(svc: &Services, scope: &PatientScope) -> Result<(), DbError> {
-    svc.db.end_session(&scope.session_hash, svc.clock.now()).await
+    svc.db
+        .end_session(&scope.session_hash, svc.clock.now())
+        .await
 }

@@ -61,7 +61,10 @@ pub async fn issue_token(
     let Some(client) = client else {
         return Err(ApiAuthError::InvalidClient);
     };
-    let secret_ok: bool = presented.as_bytes().ct_eq(client.secret_hash.as_bytes()).into();
+    let secret_ok: bool = presented
+        .as_bytes()
+        .ct_eq(client.secret_hash.as_bytes())
+        .into();
     if !secret_ok || client.disabled_at.is_some() || client.expires_at <= now {
         return Err(ApiAuthError::InvalidClient);
     }
@@ -78,9 +81,15 @@ pub async fn issue_token(
 }
 
 /// `(practice_id, api_client_row_id)` of a live bearer token.
-pub async fn authenticate(db: &Db, bearer: &str, now: i64) -> Result<Option<(String, String)>, ApiAuthError> {
+pub async fn authenticate(
+    db: &Db,
+    bearer: &str,
+    now: i64,
+) -> Result<Option<(String, String)>, ApiAuthError> {
     if bearer.len() > 256 {
         return Ok(None);
     }
-    Ok(db.api_token_caller(&token_hash("api-token", bearer), now).await?)
+    Ok(db
+        .api_token_caller(&token_hash("api-token", bearer), now)
+        .await?)
 }

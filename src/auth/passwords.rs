@@ -28,7 +28,9 @@ const WAIT_FOR_PERMIT: Duration = Duration::from_secs(5);
 
 impl PasswordHasher {
     pub fn new() -> Result<Self, HashError> {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let params = Params::new(64 * 1024, 3, 1, None).map_err(|_| HashError::Internal)?;
         let dummy = hash_blocking(&params, "lichtkasten-dummy-password")?;
         Ok(PasswordHasher {
@@ -59,7 +61,8 @@ impl PasswordHasher {
 
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
         let password = zeroize::Zeroizing::new(password.to_string());
-        self.run(move |params| hash_blocking(&params, &password)).await?
+        self.run(move |params| hash_blocking(&params, &password))
+            .await?
     }
 
     /// Verifies; with `hash = None` it burns the same time on the dummy hash and says no.
@@ -98,8 +101,16 @@ mod tests {
         let h = PasswordHasher::new().expect("hasher");
         let hash = h.hash("correct horse battery").await.expect("hash");
         assert!(hash.starts_with("$argon2id$v=19$m=65536,t=3,p=1$"));
-        assert!(h.verify(Some(&hash), "correct horse battery").await.expect("verify"));
+        assert!(
+            h.verify(Some(&hash), "correct horse battery")
+                .await
+                .expect("verify")
+        );
         assert!(!h.verify(Some(&hash), "wrong").await.expect("verify"));
-        assert!(!h.verify(None, "lichtkasten-dummy-password").await.expect("verify"));
+        assert!(
+            !h.verify(None, "lichtkasten-dummy-password")
+                .await
+                .expect("verify")
+        );
     }
 }

@@ -82,7 +82,10 @@ mod tests {
         let now = 1_111_111_109;
         let step = now / 30;
         assert_eq!(verify(secret, &code_at(secret, step), now, 0), Some(step));
-        assert_eq!(verify(secret, &code_at(secret, step - 1), now, 0), Some(step - 1));
+        assert_eq!(
+            verify(secret, &code_at(secret, step - 1), now, 0),
+            Some(step - 1)
+        );
         assert_eq!(verify(secret, &code_at(secret, step + 2), now, 0), None);
         assert_eq!(verify(secret, &code_at(secret, step), now, step), None);
     }

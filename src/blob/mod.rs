@@ -60,7 +60,11 @@ pub fn validate_key(key: &str) -> Result<(), BlobError> {
         && key
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'/' || b == b'-');
-    if ok { Ok(()) } else { Err(BlobError::InvalidKey) }
+    if ok {
+        Ok(())
+    } else {
+        Err(BlobError::InvalidKey)
+    }
 }
 
 /// The storage name of an object id: no patient data, only randomness.

@@ -306,15 +306,15 @@ impl BlobStore for S3Store {
 fn map_get_error(
     e: aws_sdk_s3::error::SdkError<aws_sdk_s3::operation::get_object::GetObjectError>,
 ) -> BlobError {
-    if let Some(se) = e.as_service_error() {
-        if se.is_no_such_key() {
-            return BlobError::NotFound;
-        }
+    if let Some(se) = e.as_service_error()
+        && se.is_no_such_key()
+    {
+        return BlobError::NotFound;
     }
-    if let Some(raw) = e.raw_response() {
-        if raw.status().as_u16() == 404 {
-            return BlobError::NotFound;
-        }
+    if let Some(raw) = e.raw_response()
+        && raw.status().as_u16() == 404
+    {
+        return BlobError::NotFound;
     }
     backend(aws_sdk_s3::error::DisplayErrorContext(&e))
 }

@@ -6,7 +6,7 @@ use super::{BlobError, BlobStore, ByteStream};
 use crate::crypto::Key32;
 use crate::crypto::stream::{
     Decryptor, Encryptor, HEADER_SIZE, ObjectContext, SEALED_SEGMENT_SIZE, SEGMENT_SIZE,
-    SegmentOpener, segment_count, sealed_range,
+    SegmentOpener, sealed_range, segment_count,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -74,7 +74,9 @@ impl SealedStore {
         ctx: ObjectContext<'_>,
     ) -> Result<Vec<u8>, BlobError> {
         let s = self.get(key, dek, ctx).await?;
-        super::collect(s).await.map_err(|e| BlobError::Backend(e.to_string()))
+        super::collect(s)
+            .await
+            .map_err(|e| BlobError::Backend(e.to_string()))
     }
 
     /// Plaintext bytes `[start, end)` of an object of `plain_len` bytes.
@@ -92,7 +94,8 @@ impl SealedStore {
         let header = super::collect(self.store.get_range(key, 0, HEADER_SIZE as u64).await?)
             .await
             .map_err(|e| BlobError::Backend(e.to_string()))?;
-        let opener = SegmentOpener::new(dek, ctx, &header).map_err(|e| BlobError::Backend(e.to_string()))?;
+        let opener =
+            SegmentOpener::new(dek, ctx, &header).map_err(|e| BlobError::Backend(e.to_string()))?;
         let body = self
             .store
             .get_range(key, range.sealed_start, range.sealed_end)
@@ -107,7 +110,10 @@ impl SealedStore {
             remaining: end - start,
             body_done: false,
         };
-        Ok(Box::pin(futures_util::stream::unfold(Some(state), range_step)))
+        Ok(Box::pin(futures_util::stream::unfold(
+            Some(state),
+            range_step,
+        )))
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), BlobError> {
@@ -185,7 +191,9 @@ struct RangeState {
     body_done: bool,
 }
 
-async fn range_step(state: Option<RangeState>) -> Option<(std::io::Result<Bytes>, Option<RangeState>)> {
+async fn range_step(
+    state: Option<RangeState>,
+) -> Option<(std::io::Result<Bytes>, Option<RangeState>)> {
     let mut st = state?;
     if st.remaining == 0 {
         return None;

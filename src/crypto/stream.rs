@@ -290,7 +290,11 @@ impl Decryptor {
     }
 }
 
-pub fn open_all(dek: &Key32, ctx: ObjectContext<'_>, sealed: &[u8]) -> Result<Vec<u8>, CryptoError> {
+pub fn open_all(
+    dek: &Key32,
+    ctx: ObjectContext<'_>,
+    sealed: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
     let mut out = Vec::with_capacity(sealed.len());
     let mut dec = Decryptor::new(dek, ctx);
     dec.update(sealed, &mut out)?;
@@ -316,9 +320,7 @@ pub fn sealed_range(plain_len: u64, start: u64, end: u64) -> Option<SealedRange>
     let last_segment = (end - 1) / seg;
     let sealed_start = HEADER_SIZE as u64 + first_segment * SEALED_SEGMENT_SIZE as u64;
     let last_plain_end = ((last_segment + 1) * seg).min(plain_len);
-    let sealed_end = HEADER_SIZE as u64
-        + last_plain_end
-        + TAG_SIZE as u64 * (last_segment + 1);
+    let sealed_end = HEADER_SIZE as u64 + last_plain_end + TAG_SIZE as u64 * (last_segment + 1);
     Some(SealedRange {
         first_segment,
         last_segment,
@@ -358,7 +360,11 @@ mod tests {
             let plain = sample(len);
             let sealed = seal_all(&mut rng, &dek, ctx(), &plain).expect("seal");
             assert_eq!(sealed.len() as u64, sealed_len(len as u64), "len {len}");
-            assert_eq!(open_all(&dek, ctx(), &sealed).expect("open"), plain, "len {len}");
+            assert_eq!(
+                open_all(&dek, ctx(), &sealed).expect("open"),
+                plain,
+                "len {len}"
+            );
             // Fed in awkward chunk sizes, both ways.
             let mut out = Vec::new();
             let mut enc = Encryptor::new(&mut rng, &dek, ctx());
@@ -383,14 +389,24 @@ mod tests {
         let plain = sample(3 * SEGMENT_SIZE + 100);
         let sealed = seal_all(&mut rng, &dek, ctx(), &plain).expect("seal");
 
-        for pos in [0, 10, HEADER_SIZE - 1, HEADER_SIZE, HEADER_SIZE + SEGMENT_SIZE + 3, sealed.len() - 1] {
+        for pos in [
+            0,
+            10,
+            HEADER_SIZE - 1,
+            HEADER_SIZE,
+            HEADER_SIZE + SEGMENT_SIZE + 3,
+            sealed.len() - 1,
+        ] {
             let mut t = sealed.clone();
             t[pos] ^= 0x01;
             assert!(open_all(&dek, ctx(), &t).is_err(), "flip at {pos}");
         }
         // Truncated at a segment boundary: the last remaining segment lacks the final flag.
         let cut = HEADER_SIZE + 2 * SEALED_SEGMENT_SIZE;
-        assert_eq!(open_all(&dek, ctx(), &sealed[..cut]), Err(CryptoError::Tampered));
+        assert_eq!(
+            open_all(&dek, ctx(), &sealed[..cut]),
+            Err(CryptoError::Tampered)
+        );
         assert!(open_all(&dek, ctx(), &sealed[..sealed.len() - 1]).is_err());
         assert!(open_all(&dek, ctx(), &sealed[..HEADER_SIZE]).is_err());
         // Extended: extra bytes after the final segment.
@@ -406,13 +422,28 @@ mod tests {
         swapped[b..b + SEALED_SEGMENT_SIZE].copy_from_slice(&seg0);
         assert_eq!(open_all(&dek, ctx(), &swapped), Err(CryptoError::Tampered));
         // Moved to another study or renamed: commitment fails before decrypting.
-        let other_study = ObjectContext { study_id: "study-b", object_id: "obj-1" };
-        assert_eq!(open_all(&dek, other_study, &sealed), Err(CryptoError::CommitmentMismatch));
-        let other_obj = ObjectContext { study_id: "study-a", object_id: "obj-2" };
-        assert_eq!(open_all(&dek, other_obj, &sealed), Err(CryptoError::CommitmentMismatch));
+        let other_study = ObjectContext {
+            study_id: "study-b",
+            object_id: "obj-1",
+        };
+        assert_eq!(
+            open_all(&dek, other_study, &sealed),
+            Err(CryptoError::CommitmentMismatch)
+        );
+        let other_obj = ObjectContext {
+            study_id: "study-a",
+            object_id: "obj-2",
+        };
+        assert_eq!(
+            open_all(&dek, other_obj, &sealed),
+            Err(CryptoError::CommitmentMismatch)
+        );
         // Another study's key.
         let dek2 = Key32::generate(&mut rng);
-        assert_eq!(open_all(&dek2, ctx(), &sealed), Err(CryptoError::CommitmentMismatch));
+        assert_eq!(
+            open_all(&dek2, ctx(), &sealed),
+            Err(CryptoError::CommitmentMismatch)
+        );
     }
 
     #[test]
@@ -422,7 +453,12 @@ mod tests {
         let plain = sample(3 * SEGMENT_SIZE + 100);
         let sealed = seal_all(&mut rng, &dek, ctx(), &plain).expect("seal");
         let n = segment_count(plain.len() as u64);
-        for (s, e) in [(0u64, 1u64), (5, 70_000), (SEGMENT_SIZE as u64, 2 * SEGMENT_SIZE as u64), (196_000, plain.len() as u64)] {
+        for (s, e) in [
+            (0u64, 1u64),
+            (5, 70_000),
+            (SEGMENT_SIZE as u64, 2 * SEGMENT_SIZE as u64),
+            (196_000, plain.len() as u64),
+        ] {
             let r = sealed_range(plain.len() as u64, s, e).expect("range");
             let opener = SegmentOpener::new(&dek, ctx(), &sealed[..HEADER_SIZE]).expect("hdr");
             let mut got = Vec::new();
@@ -430,12 +466,17 @@ mod tests {
             for i in r.first_segment..=r.last_segment {
                 let end = (off + SEALED_SEGMENT_SIZE).min(r.sealed_end as usize);
                 let mut seg = sealed[off..end].to_vec();
-                opener.open_segment(i, i == n - 1, &mut seg).expect("segment");
+                opener
+                    .open_segment(i, i == n - 1, &mut seg)
+                    .expect("segment");
                 got.extend_from_slice(&seg);
                 off = end;
             }
             let skip = (s - r.first_segment * SEGMENT_SIZE as u64) as usize;
-            assert_eq!(&got[skip..skip + (e - s) as usize], &plain[s as usize..e as usize]);
+            assert_eq!(
+                &got[skip..skip + (e - s) as usize],
+                &plain[s as usize..e as usize]
+            );
         }
         assert!(sealed_range(10, 5, 11).is_none());
     }

@@ -42,7 +42,8 @@ pub struct SessionRow {
     pub ended_at: Option<i64>,
 }
 
-const GRANT_SELECT: &str = "SELECT id, practice_id, study_id, audience, password_hash, expires_at, revoked_at,
+const GRANT_SELECT: &str =
+    "SELECT id, practice_id, study_id, audience, password_hash, expires_at, revoked_at,
         failed_count, failed_window_start, last_failed_at, locked_at FROM grants";
 
 fn grant_from(r: &AnyRow) -> DbResult<GrantRow> {
@@ -84,13 +85,19 @@ impl Db {
 
     pub async fn grant_by_code_hash(&self, code_hash: &str) -> DbResult<Option<GrantRow>> {
         let sql = format!("{GRANT_SELECT} WHERE code_hash = $1");
-        let row = sqlx::query(&sql).bind(code_hash).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&sql)
+            .bind(code_hash)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(grant_from).transpose()
     }
 
     pub async fn grant_by_link_hash(&self, link_hash: &str) -> DbResult<Option<GrantRow>> {
         let sql = format!("{GRANT_SELECT} WHERE link_hash = $1");
-        let row = sqlx::query(&sql).bind(link_hash).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&sql)
+            .bind(link_hash)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(grant_from).transpose()
     }
 
@@ -106,7 +113,10 @@ impl Db {
 
     pub async fn grant_by_id(&self, grant_id: &str) -> DbResult<Option<GrantRow>> {
         let sql = format!("{GRANT_SELECT} WHERE id = $1");
-        let row = sqlx::query(&sql).bind(grant_id).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&sql)
+            .bind(grant_id)
+            .fetch_optional(self.pool())
+            .await?;
         row.as_ref().map(grant_from).transpose()
     }
 
@@ -154,7 +164,12 @@ impl Db {
     }
 
     /// Revokes a grant and ends its live sessions at once.
-    pub async fn revoke_grant(&self, practice_id: &str, grant_id: &str, now: i64) -> DbResult<bool> {
+    pub async fn revoke_grant(
+        &self,
+        practice_id: &str,
+        grant_id: &str,
+        now: i64,
+    ) -> DbResult<bool> {
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "UPDATE grants SET revoked_at = $3 WHERE practice_id = $1 AND id = $2 AND revoked_at IS NULL",
@@ -173,6 +188,8 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
+    // One parameter per column of a flat row insert.
+    #[allow(clippy::too_many_arguments)]
     pub async fn insert_session(
         &self,
         id_hash: &str,

@@ -59,12 +59,14 @@ impl Db {
                 .await?;
             let prev = get_str(&row, "audit_head")?;
             let hash = chain_hash(&prev, e);
-            let moved = sqlx::query("UPDATE practices SET audit_head = $1 WHERE id = $2 AND audit_head = $3")
-                .bind(hash.as_str())
-                .bind(e.practice_id)
-                .bind(prev.as_str())
-                .execute(&mut *tx)
-                .await?;
+            let moved = sqlx::query(
+                "UPDATE practices SET audit_head = $1 WHERE id = $2 AND audit_head = $3",
+            )
+            .bind(hash.as_str())
+            .bind(e.practice_id)
+            .bind(prev.as_str())
+            .execute(&mut *tx)
+            .await?;
             if moved.rows_affected() != 1 {
                 tx.rollback().await?;
                 continue;
@@ -91,12 +93,21 @@ impl Db {
     }
 
     pub async fn audit_of_practice(&self, practice_id: &str) -> DbResult<Vec<AuditEvent>> {
-        self.audit_query("WHERE practice_id = $1", practice_id, None).await
+        self.audit_query("WHERE practice_id = $1", practice_id, None)
+            .await
     }
 
-    pub async fn audit_of_study(&self, practice_id: &str, study_id: &str) -> DbResult<Vec<AuditEvent>> {
-        self.audit_query("WHERE practice_id = $1 AND study_id = $2", practice_id, Some(study_id))
-            .await
+    pub async fn audit_of_study(
+        &self,
+        practice_id: &str,
+        study_id: &str,
+    ) -> DbResult<Vec<AuditEvent>> {
+        self.audit_query(
+            "WHERE practice_id = $1 AND study_id = $2",
+            practice_id,
+            Some(study_id),
+        )
+        .await
     }
 
     async fn audit_query(

@@ -118,12 +118,14 @@ impl Db {
             }
             let mut tx = self.pool.begin().await?;
             sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-                .bind(m.version)
-                .bind(m.name)
-                .bind(unix_now())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(m.version)
+            .bind(m.name)
+            .bind(unix_now())
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             ran += 1;
         }

@@ -267,6 +267,8 @@ impl Db {
         Ok(())
     }
 
+    // One parameter per column of a flat row insert.
+    #[allow(clippy::too_many_arguments)]
     pub async fn insert_api_client(
         &self,
         id: &str,

@@ -104,7 +104,8 @@ pub struct NewInstance<'a> {
     pub frames: i64,
 }
 
-const SUMMARY_SELECT: &str = "SELECT s.id, s.practice_id, s.study_uid, s.study_date, s.modalities, s.created_at,
+const SUMMARY_SELECT: &str =
+    "SELECT s.id, s.practice_id, s.study_uid, s.study_date, s.modalities, s.created_at,
         s.kek_id, s.wrapped_dek, s.sealed AS study_sealed,
         p.id AS patient_row_id, p.kek_id AS patient_kek_id, p.sealed AS patient_sealed,
         (SELECT COUNT(*) FROM instances i WHERE i.study_id = s.id) AS instance_count
@@ -142,7 +143,8 @@ fn instance_from(r: &AnyRow) -> DbResult<InstanceRow> {
     })
 }
 
-const INSTANCE_SELECT: &str = "SELECT i.id, i.series_id, i.sop_uid, i.sop_class_uid, i.instance_number,
+const INSTANCE_SELECT: &str =
+    "SELECT i.id, i.series_id, i.sop_uid, i.sop_class_uid, i.instance_number,
         i.rows_count, i.columns_count, i.frames, i.blob_id, b.object_key, b.plain_size
      FROM instances i JOIN blobs b ON b.id = i.blob_id";
 
@@ -150,11 +152,12 @@ impl Db {
     /// The practice's patient with this key, created if new. Safe under concurrent ingest.
     pub async fn upsert_patient(&self, p: &NewPatient<'_>, now: i64) -> DbResult<String> {
         let find = || async {
-            let row = sqlx::query("SELECT id FROM patients WHERE practice_id = $1 AND patient_key = $2")
-                .bind(p.practice_id)
-                .bind(p.patient_key)
-                .fetch_optional(self.pool())
-                .await?;
+            let row =
+                sqlx::query("SELECT id FROM patients WHERE practice_id = $1 AND patient_key = $2")
+                    .bind(p.practice_id)
+                    .bind(p.patient_key)
+                    .fetch_optional(self.pool())
+                    .await?;
             row.map(|r| get_str(&r, "id")).transpose()
         };
         if let Some(id) = find().await? {
@@ -193,7 +196,11 @@ impl Db {
         row.as_ref().map(study_key_from).transpose()
     }
 
-    pub async fn study_key(&self, practice_id: &str, study_id: &str) -> DbResult<Option<StudyKeyRow>> {
+    pub async fn study_key(
+        &self,
+        practice_id: &str,
+        study_id: &str,
+    ) -> DbResult<Option<StudyKeyRow>> {
         let row = sqlx::query(
             "SELECT id, practice_id, kek_id, wrapped_dek FROM studies WHERE practice_id = $1 AND id = $2",
         )
@@ -343,10 +350,12 @@ impl Db {
     }
 
     pub async fn study_modalities(&self, study_id: &str) -> DbResult<Vec<String>> {
-        let rows = sqlx::query("SELECT DISTINCT modality FROM series WHERE study_id = $1 ORDER BY modality")
-            .bind(study_id)
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT DISTINCT modality FROM series WHERE study_id = $1 ORDER BY modality",
+        )
+        .bind(study_id)
+        .fetch_all(self.pool())
+        .await?;
         rows.iter().map(|r| get_str(r, "modality")).collect()
     }
 
@@ -368,7 +377,11 @@ impl Db {
         rows.iter().map(record_from).collect()
     }
 
-    pub async fn study_record(&self, practice_id: &str, study_id: &str) -> DbResult<Option<StudyRecord>> {
+    pub async fn study_record(
+        &self,
+        practice_id: &str,
+        study_id: &str,
+    ) -> DbResult<Option<StudyRecord>> {
         let sql = format!("{SUMMARY_SELECT} WHERE s.practice_id = $1 AND s.id = $2");
         let row = sqlx::query(&sql)
             .bind(practice_id)
@@ -400,7 +413,9 @@ impl Db {
     }
 
     pub async fn instances_of_study(&self, study_id: &str) -> DbResult<Vec<InstanceRow>> {
-        let sql = format!("{INSTANCE_SELECT} WHERE i.study_id = $1 ORDER BY i.series_id, i.instance_number, i.sop_uid");
+        let sql = format!(
+            "{INSTANCE_SELECT} WHERE i.study_id = $1 ORDER BY i.series_id, i.instance_number, i.sop_uid"
+        );
         let rows = sqlx::query(&sql)
             .bind(study_id)
             .fetch_all(self.pool())
@@ -408,7 +423,11 @@ impl Db {
         rows.iter().map(instance_from).collect()
     }
 
-    pub async fn instance(&self, study_id: &str, instance_id: &str) -> DbResult<Option<InstanceRow>> {
+    pub async fn instance(
+        &self,
+        study_id: &str,
+        instance_id: &str,
+    ) -> DbResult<Option<InstanceRow>> {
         let sql = format!("{INSTANCE_SELECT} WHERE i.study_id = $1 AND i.id = $2");
         let row = sqlx::query(&sql)
             .bind(study_id)
@@ -421,7 +440,11 @@ impl Db {
     /// Deletes the study and, with it, its wrapped data key (crypto-shredding): from
     /// this commit on its objects are unreadable. Returns their storage keys so the
     /// caller can remove them too.
-    pub async fn delete_study(&self, practice_id: &str, study_id: &str) -> DbResult<Option<Vec<String>>> {
+    pub async fn delete_study(
+        &self,
+        practice_id: &str,
+        study_id: &str,
+    ) -> DbResult<Option<Vec<String>>> {
         let mut tx = self.pool().begin().await?;
         let keys = sqlx::query(
             "SELECT b.object_key FROM blobs b JOIN studies s ON s.id = b.study_id
@@ -478,13 +501,22 @@ impl Db {
 
 impl Db {
     /// `(id, kek_id, sealed)` of every patient of a practice (for key rotation).
-    pub async fn patients_of_practice(&self, practice_id: &str) -> DbResult<Vec<(String, String, Vec<u8>)>> {
+    pub async fn patients_of_practice(
+        &self,
+        practice_id: &str,
+    ) -> DbResult<Vec<(String, String, Vec<u8>)>> {
         let rows = sqlx::query("SELECT id, kek_id, sealed FROM patients WHERE practice_id = $1")
             .bind(practice_id)
             .fetch_all(self.pool())
             .await?;
         rows.iter()
-            .map(|r| Ok((get_str(r, "id")?, get_str(r, "kek_id")?, get_bytes(r, "sealed")?)))
+            .map(|r| {
+                Ok((
+                    get_str(r, "id")?,
+                    get_str(r, "kek_id")?,
+                    get_bytes(r, "sealed")?,
+                ))
+            })
             .collect()
     }
 }

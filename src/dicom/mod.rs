@@ -36,7 +36,9 @@ impl DicomError {
         match self {
             DicomError::NotDicom => "The file is not a DICOM file.".into(),
             DicomError::Malformed(_) => "The DICOM file is damaged or incomplete.".into(),
-            DicomError::Missing(what) => format!("The DICOM file lacks the required attribute {what}."),
+            DicomError::Missing(what) => {
+                format!("The DICOM file lacks the required attribute {what}.")
+            }
             DicomError::TooLarge => "The image dimensions are out of range.".into(),
             DicomError::Unsupported(_) => "This image type cannot be displayed yet.".into(),
         }

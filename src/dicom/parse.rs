@@ -2,9 +2,9 @@
 //! Pixel data is not decoded here.
 
 use super::DicomError;
+use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
-use dicom_core::Tag;
 
 /// Longest text value kept from a file; longer values are cut.
 const MAX_TEXT: usize = 256;
@@ -71,7 +71,11 @@ pub(crate) fn text(obj: &DefaultDicomObject, tag: Tag) -> String {
         .and_then(|e| e.to_str().ok().map(|s| s.to_string()))
         .unwrap_or_default();
     let s = s.trim_matches(|c: char| c == '\0' || c.is_whitespace());
-    let cleaned: String = s.chars().filter(|c| !c.is_control()).take(MAX_TEXT).collect();
+    let cleaned: String = s
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_TEXT)
+        .collect();
     cleaned
 }
 
@@ -85,10 +89,13 @@ pub(crate) fn int(obj: &DefaultDicomObject, tag: Tag) -> Option<i64> {
 
 fn uid(obj: &DefaultDicomObject, tag: Tag, name: &'static str) -> Result<String, DicomError> {
     let v = text(obj, tag);
-    let valid = !v.is_empty()
-        && v.len() <= 64
-        && v.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-    if valid { Ok(v) } else { Err(DicomError::Missing(name)) }
+    let valid =
+        !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if valid {
+        Ok(v)
+    } else {
+        Err(DicomError::Missing(name))
+    }
 }
 
 pub fn parse(bytes: &[u8]) -> Result<ParsedInstance, DicomError> {

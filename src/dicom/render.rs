@@ -53,7 +53,12 @@ fn float(obj: &dicom_object::DefaultDicomObject, tag: dicom_core::Tag) -> Option
 /// `frame` is zero-based.
 pub fn render_frame(bytes: &[u8], frame: u32) -> Result<Rendered, DicomError> {
     let obj = open(bytes, true)?;
-    let ts = obj.meta().transfer_syntax().trim_end_matches('\0').trim().to_string();
+    let ts = obj
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches('\0')
+        .trim()
+        .to_string();
     if !NATIVE_SYNTAXES.contains(&ts.as_str()) {
         return Err(DicomError::Unsupported(format!("transfer syntax {ts}")));
     }
@@ -94,7 +99,10 @@ pub fn render_frame(bytes: &[u8], frame: u32) -> Result<Rendered, DicomError> {
             let stored = read_samples(frame_bytes, bpp, bits_stored as u32, signed, big_endian);
             let slope = float(&obj, tags::RESCALE_SLOPE).unwrap_or(1.0);
             let intercept = float(&obj, tags::RESCALE_INTERCEPT).unwrap_or(0.0);
-            let values: Vec<f64> = stored.iter().map(|v| *v as f64 * slope + intercept).collect();
+            let values: Vec<f64> = stored
+                .iter()
+                .map(|v| *v as f64 * slope + intercept)
+                .collect();
             let window = match (
                 float(&obj, tags::WINDOW_CENTER),
                 float(&obj, tags::WINDOW_WIDTH),
@@ -122,7 +130,11 @@ pub fn render_frame(bytes: &[u8], frame: u32) -> Result<Rendered, DicomError> {
             let pixels = if planar == 1 {
                 let mut out = Vec::with_capacity(n * 3);
                 for i in 0..n {
-                    out.extend_from_slice(&[frame_bytes[i], frame_bytes[n + i], frame_bytes[2 * n + i]]);
+                    out.extend_from_slice(&[
+                        frame_bytes[i],
+                        frame_bytes[n + i],
+                        frame_bytes[2 * n + i],
+                    ]);
                 }
                 out
             } else {
@@ -135,12 +147,24 @@ pub fn render_frame(bytes: &[u8], frame: u32) -> Result<Rendered, DicomError> {
                 pixels,
             })
         }
-        (other, _) => Err(DicomError::Unsupported(format!("photometric interpretation {other}"))),
+        (other, _) => Err(DicomError::Unsupported(format!(
+            "photometric interpretation {other}"
+        ))),
     }
 }
 
-fn read_samples(bytes: &[u8], bpp: usize, bits_stored: u32, signed: bool, big_endian: bool) -> Vec<i64> {
-    let mask: u32 = if bits_stored >= 32 { u32::MAX } else { (1u32 << bits_stored) - 1 };
+fn read_samples(
+    bytes: &[u8],
+    bpp: usize,
+    bits_stored: u32,
+    signed: bool,
+    big_endian: bool,
+) -> Vec<i64> {
+    let mask: u32 = if bits_stored >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << bits_stored) - 1
+    };
     bytes
         .chunks_exact(bpp)
         .map(|c| {
@@ -167,7 +191,9 @@ pub fn voi_linear(x: f64, center: f64, width: f64) -> u8 {
     } else if x > hi {
         255
     } else {
-        (((x - (center - 0.5)) / (width - 1.0) + 0.5) * 255.0).round().clamp(0.0, 255.0) as u8
+        (((x - (center - 0.5)) / (width - 1.0) + 0.5) * 255.0)
+            .round()
+            .clamp(0.0, 255.0) as u8
     }
 }
 

@@ -48,7 +48,13 @@ fn put_str(obj: &mut InMemDicomObject, tag: dicom_core::Tag, vr: VR, v: &str) {
     obj.put(DataElement::new(tag, vr, PrimitiveValue::from(v)));
 }
 
-fn base_object(spec: &StudySpec, sop_class: &str, sop_uid: &str, series_uid: &str, modality: &str) -> InMemDicomObject {
+fn base_object(
+    spec: &StudySpec,
+    sop_class: &str,
+    sop_uid: &str,
+    series_uid: &str,
+    modality: &str,
+) -> InMemDicomObject {
     let mut obj = InMemDicomObject::new_empty();
     put_str(&mut obj, tags::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192");
     put_str(&mut obj, tags::SOP_CLASS_UID, VR::UI, sop_class);
@@ -56,7 +62,12 @@ fn base_object(spec: &StudySpec, sop_class: &str, sop_uid: &str, series_uid: &st
     put_str(&mut obj, tags::STUDY_DATE, VR::DA, &spec.study_date);
     put_str(&mut obj, tags::ACCESSION_NUMBER, VR::SH, &spec.accession);
     put_str(&mut obj, tags::MODALITY, VR::CS, modality);
-    put_str(&mut obj, tags::REFERRING_PHYSICIAN_NAME, VR::PN, &spec.referring_physician);
+    put_str(
+        &mut obj,
+        tags::REFERRING_PHYSICIAN_NAME,
+        VR::PN,
+        &spec.referring_physician,
+    );
     put_str(&mut obj, tags::STUDY_DESCRIPTION, VR::LO, &spec.description);
     put_str(&mut obj, tags::PATIENT_NAME, VR::PN, &spec.patient_name);
     put_str(&mut obj, tags::PATIENT_ID, VR::LO, &spec.patient_id);
@@ -107,30 +118,106 @@ fn phantom_hu(x: f64, y: f64, z: f64) -> f64 {
 }
 
 /// One CT slice: 16-bit unsigned, rescale intercept −1024, soft-tissue window.
-pub fn ct_slice(spec: &StudySpec, series_uid: &str, sop_uid: &str, index: usize, total: usize, size: u16) -> Vec<u8> {
+pub fn ct_slice(
+    spec: &StudySpec,
+    series_uid: &str,
+    sop_uid: &str,
+    index: usize,
+    total: usize,
+    size: u16,
+) -> Vec<u8> {
     let sop_class = uids::CT_IMAGE_STORAGE;
     let mut obj = base_object(spec, sop_class, sop_uid, series_uid, "CT");
-    put_str(&mut obj, tags::SERIES_DESCRIPTION, VR::LO, "Thorax axial 5 mm");
-    obj.put(DataElement::new(tags::SERIES_NUMBER, VR::IS, PrimitiveValue::from("2")));
-    obj.put(DataElement::new(tags::INSTANCE_NUMBER, VR::IS, PrimitiveValue::from((index + 1).to_string())));
-    put_str(&mut obj, tags::IMAGE_POSITION_PATIENT, VR::DS, &format!("-160\\-160\\{}", index as f64 * -5.0));
-    put_str(&mut obj, tags::IMAGE_ORIENTATION_PATIENT, VR::DS, "1\\0\\0\\0\\1\\0");
+    put_str(
+        &mut obj,
+        tags::SERIES_DESCRIPTION,
+        VR::LO,
+        "Thorax axial 5 mm",
+    );
+    obj.put(DataElement::new(
+        tags::SERIES_NUMBER,
+        VR::IS,
+        PrimitiveValue::from("2"),
+    ));
+    obj.put(DataElement::new(
+        tags::INSTANCE_NUMBER,
+        VR::IS,
+        PrimitiveValue::from((index + 1).to_string()),
+    ));
+    put_str(
+        &mut obj,
+        tags::IMAGE_POSITION_PATIENT,
+        VR::DS,
+        &format!("-160\\-160\\{}", index as f64 * -5.0),
+    );
+    put_str(
+        &mut obj,
+        tags::IMAGE_ORIENTATION_PATIENT,
+        VR::DS,
+        "1\\0\\0\\0\\1\\0",
+    );
     put_str(&mut obj, tags::SLICE_THICKNESS, VR::DS, "5");
-    put_str(&mut obj, tags::PIXEL_SPACING, VR::DS, &format!("{:.4}\\{:.4}", 320.0 / f64::from(size), 320.0 / f64::from(size)));
-    obj.put(DataElement::new(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(1u16)));
-    put_str(&mut obj, tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2");
-    obj.put(DataElement::new(tags::ROWS, VR::US, PrimitiveValue::from(size)));
-    obj.put(DataElement::new(tags::COLUMNS, VR::US, PrimitiveValue::from(size)));
-    obj.put(DataElement::new(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(16u16)));
-    obj.put(DataElement::new(tags::BITS_STORED, VR::US, PrimitiveValue::from(12u16)));
-    obj.put(DataElement::new(tags::HIGH_BIT, VR::US, PrimitiveValue::from(11u16)));
-    obj.put(DataElement::new(tags::PIXEL_REPRESENTATION, VR::US, PrimitiveValue::from(0u16)));
+    put_str(
+        &mut obj,
+        tags::PIXEL_SPACING,
+        VR::DS,
+        &format!(
+            "{:.4}\\{:.4}",
+            320.0 / f64::from(size),
+            320.0 / f64::from(size)
+        ),
+    );
+    obj.put(DataElement::new(
+        tags::SAMPLES_PER_PIXEL,
+        VR::US,
+        PrimitiveValue::from(1u16),
+    ));
+    put_str(
+        &mut obj,
+        tags::PHOTOMETRIC_INTERPRETATION,
+        VR::CS,
+        "MONOCHROME2",
+    );
+    obj.put(DataElement::new(
+        tags::ROWS,
+        VR::US,
+        PrimitiveValue::from(size),
+    ));
+    obj.put(DataElement::new(
+        tags::COLUMNS,
+        VR::US,
+        PrimitiveValue::from(size),
+    ));
+    obj.put(DataElement::new(
+        tags::BITS_ALLOCATED,
+        VR::US,
+        PrimitiveValue::from(16u16),
+    ));
+    obj.put(DataElement::new(
+        tags::BITS_STORED,
+        VR::US,
+        PrimitiveValue::from(12u16),
+    ));
+    obj.put(DataElement::new(
+        tags::HIGH_BIT,
+        VR::US,
+        PrimitiveValue::from(11u16),
+    ));
+    obj.put(DataElement::new(
+        tags::PIXEL_REPRESENTATION,
+        VR::US,
+        PrimitiveValue::from(0u16),
+    ));
     put_str(&mut obj, tags::WINDOW_CENTER, VR::DS, "40");
     put_str(&mut obj, tags::WINDOW_WIDTH, VR::DS, "400");
     put_str(&mut obj, tags::RESCALE_INTERCEPT, VR::DS, "-1024");
     put_str(&mut obj, tags::RESCALE_SLOPE, VR::DS, "1");
     let n = usize::from(size);
-    let z = if total > 1 { index as f64 / (total - 1) as f64 } else { 0.5 };
+    let z = if total > 1 {
+        index as f64 / (total - 1) as f64
+    } else {
+        0.5
+    };
     let mut pixels = Vec::with_capacity(n * n);
     for row in 0..n {
         for col in 0..n {
@@ -138,7 +225,11 @@ pub fn ct_slice(spec: &StudySpec, series_uid: &str, sop_uid: &str, index: usize,
             pixels.push((hu + 1024.0).clamp(0.0, 4095.0) as u16);
         }
     }
-    obj.put(DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(pixels.into())));
+    obj.put(DataElement::new(
+        tags::PIXEL_DATA,
+        VR::OW,
+        PrimitiveValue::U16(pixels.into()),
+    ));
     finish(obj, sop_class, sop_uid)
 }
 
@@ -147,17 +238,57 @@ pub fn rgb_capture(spec: &StudySpec, series_uid: &str, sop_uid: &str, size: u16)
     let sop_class = uids::SECONDARY_CAPTURE_IMAGE_STORAGE;
     let mut obj = base_object(spec, sop_class, sop_uid, series_uid, "OT");
     put_str(&mut obj, tags::SERIES_DESCRIPTION, VR::LO, "Key images");
-    obj.put(DataElement::new(tags::SERIES_NUMBER, VR::IS, PrimitiveValue::from("90")));
-    obj.put(DataElement::new(tags::INSTANCE_NUMBER, VR::IS, PrimitiveValue::from("1")));
-    obj.put(DataElement::new(tags::SAMPLES_PER_PIXEL, VR::US, PrimitiveValue::from(3u16)));
+    obj.put(DataElement::new(
+        tags::SERIES_NUMBER,
+        VR::IS,
+        PrimitiveValue::from("90"),
+    ));
+    obj.put(DataElement::new(
+        tags::INSTANCE_NUMBER,
+        VR::IS,
+        PrimitiveValue::from("1"),
+    ));
+    obj.put(DataElement::new(
+        tags::SAMPLES_PER_PIXEL,
+        VR::US,
+        PrimitiveValue::from(3u16),
+    ));
     put_str(&mut obj, tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "RGB");
-    obj.put(DataElement::new(tags::PLANAR_CONFIGURATION, VR::US, PrimitiveValue::from(0u16)));
-    obj.put(DataElement::new(tags::ROWS, VR::US, PrimitiveValue::from(size)));
-    obj.put(DataElement::new(tags::COLUMNS, VR::US, PrimitiveValue::from(size)));
-    obj.put(DataElement::new(tags::BITS_ALLOCATED, VR::US, PrimitiveValue::from(8u16)));
-    obj.put(DataElement::new(tags::BITS_STORED, VR::US, PrimitiveValue::from(8u16)));
-    obj.put(DataElement::new(tags::HIGH_BIT, VR::US, PrimitiveValue::from(7u16)));
-    obj.put(DataElement::new(tags::PIXEL_REPRESENTATION, VR::US, PrimitiveValue::from(0u16)));
+    obj.put(DataElement::new(
+        tags::PLANAR_CONFIGURATION,
+        VR::US,
+        PrimitiveValue::from(0u16),
+    ));
+    obj.put(DataElement::new(
+        tags::ROWS,
+        VR::US,
+        PrimitiveValue::from(size),
+    ));
+    obj.put(DataElement::new(
+        tags::COLUMNS,
+        VR::US,
+        PrimitiveValue::from(size),
+    ));
+    obj.put(DataElement::new(
+        tags::BITS_ALLOCATED,
+        VR::US,
+        PrimitiveValue::from(8u16),
+    ));
+    obj.put(DataElement::new(
+        tags::BITS_STORED,
+        VR::US,
+        PrimitiveValue::from(8u16),
+    ));
+    obj.put(DataElement::new(
+        tags::HIGH_BIT,
+        VR::US,
+        PrimitiveValue::from(7u16),
+    ));
+    obj.put(DataElement::new(
+        tags::PIXEL_REPRESENTATION,
+        VR::US,
+        PrimitiveValue::from(0u16),
+    ));
     let n = usize::from(size);
     let mut pixels = Vec::with_capacity(n * n * 3);
     for row in 0..n {
@@ -165,12 +296,21 @@ pub fn rgb_capture(spec: &StudySpec, series_uid: &str, sop_uid: &str, size: u16)
             pixels.extend_from_slice(&[(col * 255 / n) as u8, (row * 255 / n) as u8, 160]);
         }
     }
-    obj.put(DataElement::new(tags::PIXEL_DATA, VR::OB, PrimitiveValue::U8(pixels.into())));
+    obj.put(DataElement::new(
+        tags::PIXEL_DATA,
+        VR::OB,
+        PrimitiveValue::U8(pixels.into()),
+    ));
     finish(obj, sop_class, sop_uid)
 }
 
 /// The demo study: a CT series of `slices` slices and one RGB key image.
-pub fn demo_study<R: RngCore + CryptoRng>(rng: &mut R, spec: &StudySpec, slices: usize, size: u16) -> Vec<Vec<u8>> {
+pub fn demo_study<R: RngCore + CryptoRng>(
+    rng: &mut R,
+    spec: &StudySpec,
+    slices: usize,
+    size: u16,
+) -> Vec<Vec<u8>> {
     let ct_series = new_uid(rng);
     let mut files: Vec<Vec<u8>> = (0..slices)
         .map(|i| {

@@ -129,7 +129,16 @@ mod tests {
             assert!(p.expose().bytes().all(|b| PASSWORD_ALPHABET.contains(&b)));
             assert!(!p.expose().contains(['l', 'o', '0', '1']));
         }
-        assert_eq!(GrantPassword::normalize_input(" AbC de "), Some("abcde".into()));
-        assert_eq!(PASSWORD_ALPHABET.iter().collect::<std::collections::BTreeSet<_>>().len(), 32);
+        assert_eq!(
+            GrantPassword::normalize_input(" AbC de "),
+            Some("abcde".into())
+        );
+        assert_eq!(
+            PASSWORD_ALPHABET
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .len(),
+            32
+        );
     }
 }

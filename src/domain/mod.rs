@@ -33,7 +33,9 @@ pub fn token_hash(purpose: &str, secret: &str) -> String {
 /// An id as it arrives in a path: refuse anything that is not one of ours before
 /// it reaches a query.
 pub fn is_valid_id(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -71,7 +73,12 @@ impl PatientDetails {
                 .flat_map(char::to_lowercase)
                 .collect()
         };
-        format!("{}|{}|{}", fold(&self.patient_id), fold(&self.name), fold(&self.birth_date))
+        format!(
+            "{}|{}|{}",
+            fold(&self.patient_id),
+            fold(&self.name),
+            fold(&self.birth_date)
+        )
     }
 }
 

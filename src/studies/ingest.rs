@@ -43,7 +43,11 @@ pub async fn ingest_files(
     files: Vec<UploadedFile>,
     mut rejected: Vec<Rejection>,
 ) -> Result<IngestReport, StudyError> {
-    let practice = svc.db.practice(practice_id).await?.ok_or(StudyError::NotFound)?;
+    let practice = svc
+        .db
+        .practice(practice_id)
+        .await?
+        .ok_or(StudyError::NotFound)?;
     let mut per_study: BTreeMap<String, IngestedStudy> = BTreeMap::new();
     for file in files {
         let normalized = match normalize_preamble(&file.bytes) {
@@ -60,14 +64,24 @@ pub async fn ingest_files(
                 continue;
             }
         };
-        match ingest_one(svc, practice_id, &practice.kek_id, &parsed, Bytes::from(normalized)).await {
+        match ingest_one(
+            svc,
+            practice_id,
+            &practice.kek_id,
+            &parsed,
+            Bytes::from(normalized),
+        )
+        .await
+        {
             Ok((study_id, outcome)) => {
-                let entry = per_study.entry(study_id.clone()).or_insert_with(|| IngestedStudy {
-                    id: study_id,
-                    study_instance_uid: parsed.study_uid.clone(),
-                    accepted: 0,
-                    duplicates: 0,
-                });
+                let entry = per_study
+                    .entry(study_id.clone())
+                    .or_insert_with(|| IngestedStudy {
+                        id: study_id,
+                        study_instance_uid: parsed.study_uid.clone(),
+                        accepted: 0,
+                        duplicates: 0,
+                    });
                 match outcome {
                     Outcome::Stored => entry.accepted += 1,
                     Outcome::Duplicate => entry.duplicates += 1,
@@ -180,7 +194,11 @@ async fn ingest_one(
     bytes: Bytes,
 ) -> Result<(String, Outcome), StudyError> {
     let (study_id, dek) = study_and_key(svc, practice_id, kek_id, p).await?;
-    if svc.db.instance_exists(&study_id, &p.sop_instance_uid).await? {
+    if svc
+        .db
+        .instance_exists(&study_id, &p.sop_instance_uid)
+        .await?
+    {
         return Ok((study_id, Outcome::Duplicate));
     }
     let series_id = svc

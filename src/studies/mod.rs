@@ -52,11 +52,16 @@ pub async fn open_record(
     use crate::keys::open_record as open;
     let dek = svc.keys.study_key(&svc.db, &rec.key).await?;
     let kek = svc.keys.practice_key(&svc.db, &rec.patient_kek_id).await?;
-    let patient: PatientDetails =
-        serde_json::from_slice(&open(&kek, &rec.patient_kek_id, &rec.patient_row_id, &rec.patient_sealed)?)
+    let patient: PatientDetails = serde_json::from_slice(&open(
+        &kek,
+        &rec.patient_kek_id,
+        &rec.patient_row_id,
+        &rec.patient_sealed,
+    )?)
+    .map_err(|_| StudyError::Integrity)?;
+    let study: StudyDetails =
+        serde_json::from_slice(&open(&dek, &rec.id, &rec.id, &rec.study_sealed)?)
             .map_err(|_| StudyError::Integrity)?;
-    let study: StudyDetails = serde_json::from_slice(&open(&dek, &rec.id, &rec.id, &rec.study_sealed)?)
-        .map_err(|_| StudyError::Integrity)?;
     Ok((
         StudySummary {
             id: rec.id,

@@ -62,12 +62,12 @@ impl UploadError {
 
 /// Keeps a name printable and short; it is shown back to the uploader only.
 pub fn label(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect();
-    if cleaned.is_empty() { "upload".into() } else { cleaned }
+    let cleaned: String = name.chars().filter(|c| !c.is_control()).take(200).collect();
+    if cleaned.is_empty() {
+        "upload".into()
+    } else {
+        cleaned
+    }
 }
 
 pub fn is_zip(bytes: &[u8]) -> bool {
@@ -82,8 +82,8 @@ pub fn expand_zip(
     files: &mut Vec<UploadedFile>,
     rejected: &mut Vec<Rejection>,
 ) -> Result<(), UploadError> {
-    let mut archive =
-        zip::ZipArchive::new(std::io::Cursor::new(bytes.as_ref())).map_err(|_| UploadError::BadZip)?;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.as_ref()))
+        .map_err(|_| UploadError::BadZip)?;
     if archive.len() > limits.max_files {
         return Err(UploadError::TooManyFiles(limits.max_files));
     }
@@ -94,15 +94,24 @@ pub fn expand_zip(
         if entry.is_dir() {
             continue;
         }
-        let is_symlink = entry
-            .unix_mode()
-            .is_some_and(|m| m & 0o170000 == 0o120000);
+        let is_symlink = entry.unix_mode().is_some_and(|m| m & 0o170000 == 0o120000);
         if is_symlink {
-            rejected.push(Rejection::new(&name, "zip_symlink", "Symbolic links are not accepted."));
+            rejected.push(Rejection::new(
+                &name,
+                "zip_symlink",
+                "Symbolic links are not accepted.",
+            ));
             continue;
         }
-        if entry.enclosed_name().is_none() || name.starts_with('/') || name.contains('\\') && name.contains("..") {
-            rejected.push(Rejection::new(&name, "zip_unsafe_name", "The file name points outside the archive."));
+        if entry.enclosed_name().is_none()
+            || name.starts_with('/')
+            || name.contains('\\') && name.contains("..")
+        {
+            rejected.push(Rejection::new(
+                &name,
+                "zip_unsafe_name",
+                "The file name points outside the archive.",
+            ));
             continue;
         }
         let base = name.rsplit(['/', '\\']).next().unwrap_or("");
@@ -112,11 +121,19 @@ pub fn expand_zip(
         let declared = entry.size();
         let compressed = entry.compressed_size().max(1);
         if declared > limits.max_file_bytes {
-            rejected.push(Rejection::new(&name, "file_too_large", "The file is larger than allowed."));
+            rejected.push(Rejection::new(
+                &name,
+                "file_too_large",
+                "The file is larger than allowed.",
+            ));
             continue;
         }
         if declared / compressed > limits.max_ratio {
-            rejected.push(Rejection::new(&name, "zip_bomb", "The file is compressed suspiciously well and was not unpacked."));
+            rejected.push(Rejection::new(
+                &name,
+                "zip_bomb",
+                "The file is compressed suspiciously well and was not unpacked.",
+            ));
             continue;
         }
         // Read at most one byte past the limit: sizes in ZIP headers can lie.
@@ -125,11 +142,19 @@ pub fn expand_zip(
             .take(limits.max_file_bytes + 1)
             .read_to_end(&mut buf);
         if read.is_err() {
-            rejected.push(Rejection::new(&name, "zip_entry_damaged", "The file inside the ZIP is damaged."));
+            rejected.push(Rejection::new(
+                &name,
+                "zip_entry_damaged",
+                "The file inside the ZIP is damaged.",
+            ));
             continue;
         }
         if buf.len() as u64 > limits.max_file_bytes {
-            rejected.push(Rejection::new(&name, "file_too_large", "The file is larger than allowed."));
+            rejected.push(Rejection::new(
+                &name,
+                "file_too_large",
+                "The file is larger than allowed.",
+            ));
             continue;
         }
         total += buf.len() as u64;
@@ -212,8 +237,13 @@ mod tests {
 
     #[test]
     fn too_many_entries() {
-        let entries: Vec<(String, Vec<u8>)> = (0..11).map(|i| (format!("{i}.dcm"), vec![i as u8])).collect();
-        let refs: Vec<(&str, Vec<u8>)> = entries.iter().map(|(n, d)| (n.as_str(), d.clone())).collect();
+        let entries: Vec<(String, Vec<u8>)> = (0..11)
+            .map(|i| (format!("{i}.dcm"), vec![i as u8]))
+            .collect();
+        let refs: Vec<(&str, Vec<u8>)> = entries
+            .iter()
+            .map(|(n, d)| (n.as_str(), d.clone()))
+            .collect();
         let (mut files, mut rejected) = (Vec::new(), Vec::new());
         let err = expand_body("x.zip", zip_of(&refs), &limits(), &mut files, &mut rejected);
         assert!(matches!(err, Err(UploadError::TooManyFiles(10))));

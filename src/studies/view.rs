@@ -23,8 +23,16 @@ pub struct StudyDetail {
     pub series: Vec<SeriesView>,
 }
 
-pub async fn list(svc: &Services, practice_id: &str, limit: i64, offset: i64) -> Result<Vec<StudySummary>, StudyError> {
-    let records = svc.db.list_studies(practice_id, limit.clamp(1, 500), offset.max(0)).await?;
+pub async fn list(
+    svc: &Services,
+    practice_id: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<StudySummary>, StudyError> {
+    let records = svc
+        .db
+        .list_studies(practice_id, limit.clamp(1, 500), offset.max(0))
+        .await?;
     let mut out = Vec::with_capacity(records.len());
     for rec in records {
         out.push(open_record(svc, rec).await?.0);
@@ -32,7 +40,11 @@ pub async fn list(svc: &Services, practice_id: &str, limit: i64, offset: i64) ->
     Ok(out)
 }
 
-pub async fn detail(svc: &Services, practice_id: &str, study_id: &str) -> Result<StudyDetail, StudyError> {
+pub async fn detail(
+    svc: &Services,
+    practice_id: &str,
+    study_id: &str,
+) -> Result<StudyDetail, StudyError> {
     let record = svc
         .db
         .study_record(practice_id, study_id)
@@ -46,8 +58,15 @@ pub async fn detail(svc: &Services, practice_id: &str, study_id: &str) -> Result
         .await?
         .into_iter()
         .map(|s| {
-            let mine: Vec<InstanceRow> = instances.iter().filter(|i| i.series_id == s.id).cloned().collect();
-            SeriesView { series: s, instances: mine }
+            let mine: Vec<InstanceRow> = instances
+                .iter()
+                .filter(|i| i.series_id == s.id)
+                .cloned()
+                .collect();
+            SeriesView {
+                series: s,
+                instances: mine,
+            }
         })
         .filter(|s| !s.instances.is_empty())
         .collect();
@@ -56,7 +75,12 @@ pub async fn detail(svc: &Services, practice_id: &str, study_id: &str) -> Result
 
 /// The original DICOM bytes of one instance, decrypted and checked against the
 /// checksum taken at ingest.
-pub async fn original(svc: &Services, practice_id: &str, study_id: &str, instance_id: &str) -> Result<Vec<u8>, StudyError> {
+pub async fn original(
+    svc: &Services,
+    practice_id: &str,
+    study_id: &str,
+    instance_id: &str,
+) -> Result<Vec<u8>, StudyError> {
     let key_row = svc
         .db
         .study_key(practice_id, study_id)
@@ -72,10 +96,14 @@ pub async fn original(svc: &Services, practice_id: &str, study_id: &str, instanc
         study_id,
         object_id: &inst.blob_id,
     };
-    let bytes = svc.blobs.get_all(&inst.object_key, &dek, ctx).await.map_err(|e| match e {
-        BlobError::NotFound => StudyError::Blob(BlobError::NotFound),
-        _ => StudyError::Integrity,
-    })?;
+    let bytes = svc
+        .blobs
+        .get_all(&inst.object_key, &dek, ctx)
+        .await
+        .map_err(|e| match e {
+            BlobError::NotFound => StudyError::Blob(BlobError::NotFound),
+            _ => StudyError::Integrity,
+        })?;
     if bytes.len() as i64 != inst.plain_size {
         return Err(StudyError::Integrity);
     }
@@ -105,13 +133,26 @@ pub async fn render_png(
 
 /// Deletes a study: its data key goes in the same transaction as its rows, so the
 /// objects are unreadable from that moment; then the objects are removed.
-pub async fn delete(svc: &Services, practice_id: &str, study_id: &str, actor: &Actor) -> Result<(), StudyError> {
+pub async fn delete(
+    svc: &Services,
+    practice_id: &str,
+    study_id: &str,
+    actor: &Actor,
+) -> Result<(), StudyError> {
     let keys = svc
         .db
         .delete_study(practice_id, study_id)
         .await?
         .ok_or(StudyError::NotFound)?;
-    audit::record(svc, practice_id, actor, "study.delete", Some(study_id), &format!("objects={}", keys.len())).await?;
+    audit::record(
+        svc,
+        practice_id,
+        actor,
+        "study.delete",
+        Some(study_id),
+        &format!("objects={}", keys.len()),
+    )
+    .await?;
     for key in keys {
         if let Err(e) = svc.blobs.delete(&key).await {
             // The key is gone already; a leftover object is unreadable ciphertext
@@ -122,7 +163,14 @@ pub async fn delete(svc: &Services, practice_id: &str, study_id: &str, actor: &A
     Ok(())
 }
 
-pub async fn audit_log(svc: &Services, practice_id: &str, study_id: &str) -> Result<Vec<crate::db::audit::AuditEvent>, StudyError> {
-    svc.db.study_record(practice_id, study_id).await?.ok_or(StudyError::NotFound)?;
+pub async fn audit_log(
+    svc: &Services,
+    practice_id: &str,
+    study_id: &str,
+) -> Result<Vec<crate::db::audit::AuditEvent>, StudyError> {
+    svc.db
+        .study_record(practice_id, study_id)
+        .await?
+        .ok_or(StudyError::NotFound)?;
     Ok(svc.db.audit_of_study(practice_id, study_id).await?)
 }

@@ -58,7 +58,11 @@ fn limits(svc: &Services) -> UploadLimits {
 }
 
 /// Who: the practice's API clients. Body: one DICOM file, a ZIP, or multipart of files.
-pub async fn post_studies(State(svc): Svc, caller: ApiCaller, req: Request) -> Result<Response, WebError> {
+pub async fn post_studies(
+    State(svc): Svc,
+    caller: ApiCaller,
+    req: Request,
+) -> Result<Response, WebError> {
     let max = svc.config.max_upload_bytes;
     let declared = req
         .headers()
@@ -66,7 +70,11 @@ pub async fn post_studies(State(svc): Svc, caller: ApiCaller, req: Request) -> R
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max) {
-        return Err(WebError::new(StatusCode::PAYLOAD_TOO_LARGE, "upload_too_large", format!("Uploads are limited to {max} bytes.")));
+        return Err(WebError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "upload_too_large",
+            format!("Uploads are limited to {max} bytes."),
+        ));
     }
     let content_type = req
         .headers()
@@ -77,7 +85,10 @@ pub async fn post_studies(State(svc): Svc, caller: ApiCaller, req: Request) -> R
     let limits = limits(&svc);
     let mut files: Vec<UploadedFile> = Vec::new();
     let mut rejected: Vec<Rejection> = Vec::new();
-    let expand = |name: &str, bytes: bytes::Bytes, files: &mut Vec<UploadedFile>, rejected: &mut Vec<Rejection>| {
+    let expand = |name: &str,
+                  bytes: bytes::Bytes,
+                  files: &mut Vec<UploadedFile>,
+                  rejected: &mut Vec<Rejection>| {
         expand_body(name, bytes, &limits, files, rejected).map_err(|e| {
             let status = match e {
                 crate::studies::upload::UploadError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -87,19 +98,21 @@ pub async fn post_studies(State(svc): Svc, caller: ApiCaller, req: Request) -> R
         })
     };
     if content_type.starts_with("multipart/form-data") {
-        let mut multipart = Multipart::from_request(req, &svc)
-            .await
-            .map_err(|_| WebError::bad_request("bad_multipart", "The multipart body cannot be read."))?;
+        let mut multipart = Multipart::from_request(req, &svc).await.map_err(|_| {
+            WebError::bad_request("bad_multipart", "The multipart body cannot be read.")
+        })?;
         let mut index = 0;
-        while let Some(field) = multipart
-            .next_field()
-            .await
-            .map_err(|_| WebError::bad_request("bad_multipart", "The multipart body cannot be read."))?
-        {
+        while let Some(field) = multipart.next_field().await.map_err(|_| {
+            WebError::bad_request("bad_multipart", "The multipart body cannot be read.")
+        })? {
             index += 1;
             let name = label(field.file_name().unwrap_or(&format!("part-{index}")));
             let bytes = field.bytes().await.map_err(|_| {
-                WebError::new(StatusCode::PAYLOAD_TOO_LARGE, "upload_too_large", "The upload is larger than allowed.")
+                WebError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "upload_too_large",
+                    "The upload is larger than allowed.",
+                )
             })?;
             if bytes.is_empty() {
                 rejected.push(Rejection::new(&name, "empty_file", "The file is empty."));
@@ -111,11 +124,20 @@ pub async fn post_studies(State(svc): Svc, caller: ApiCaller, req: Request) -> R
         || content_type.starts_with("application/zip")
         || content_type.starts_with("application/octet-stream")
     {
-        let bytes = axum::body::to_bytes(req.into_body(), max as usize).await.map_err(|_| {
-            WebError::new(StatusCode::PAYLOAD_TOO_LARGE, "upload_too_large", "The upload is larger than allowed.")
-        })?;
+        let bytes = axum::body::to_bytes(req.into_body(), max as usize)
+            .await
+            .map_err(|_| {
+                WebError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "upload_too_large",
+                    "The upload is larger than allowed.",
+                )
+            })?;
         if bytes.is_empty() {
-            return Err(WebError::bad_request("empty_upload", "The upload is empty."));
+            return Err(WebError::bad_request(
+                "empty_upload",
+                "The upload is empty.",
+            ));
         }
         expand("upload", bytes, &mut files, &mut rejected)?;
     } else {
@@ -126,9 +148,19 @@ pub async fn post_studies(State(svc): Svc, caller: ApiCaller, req: Request) -> R
         ));
     }
     if files.is_empty() && rejected.is_empty() {
-        return Err(WebError::bad_request("empty_upload", "The upload contains no files."));
+        return Err(WebError::bad_request(
+            "empty_upload",
+            "The upload contains no files.",
+        ));
     }
-    let report = ingest::ingest_files(&svc, &caller.practice_id, &Actor::ApiClient(caller.client_id), files, rejected).await?;
+    let report = ingest::ingest_files(
+        &svc,
+        &caller.practice_id,
+        &Actor::ApiClient(caller.client_id),
+        files,
+        rejected,
+    )
+    .await?;
     let status = if report.studies.is_empty() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -144,24 +176,52 @@ pub struct Page {
 }
 
 /// Who: the practice's API clients.
-pub async fn get_studies(State(svc): Svc, caller: ApiCaller, Query(page): Query<Page>) -> Result<Response, WebError> {
-    let studies = view::list(&svc, &caller.practice_id, page.limit.unwrap_or(50), page.offset.unwrap_or(0)).await?;
+pub async fn get_studies(
+    State(svc): Svc,
+    caller: ApiCaller,
+    Query(page): Query<Page>,
+) -> Result<Response, WebError> {
+    let studies = view::list(
+        &svc,
+        &caller.practice_id,
+        page.limit.unwrap_or(50),
+        page.offset.unwrap_or(0),
+    )
+    .await?;
     Ok(Json(serde_json::json!({ "studies": studies })).into_response())
 }
 
 fn checked_id(id: &str) -> Result<&str, WebError> {
-    if is_valid_id(id) { Ok(id) } else { Err(WebError::not_found()) }
+    if is_valid_id(id) {
+        Ok(id)
+    } else {
+        Err(WebError::not_found())
+    }
 }
 
 /// Who: the practice's API clients; other practices' ids answer 404.
-pub async fn get_study(State(svc): Svc, caller: ApiCaller, Path(id): Path<String>) -> Result<Response, WebError> {
+pub async fn get_study(
+    State(svc): Svc,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
     let detail = view::detail(&svc, &caller.practice_id, checked_id(&id)?).await?;
     Ok(Json(detail).into_response())
 }
 
 /// Who: the practice's API clients. Crypto-shreds the study.
-pub async fn delete_study(State(svc): Svc, caller: ApiCaller, Path(id): Path<String>) -> Result<Response, WebError> {
-    view::delete(&svc, &caller.practice_id, checked_id(&id)?, &Actor::ApiClient(caller.client_id)).await?;
+pub async fn delete_study(
+    State(svc): Svc,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    view::delete(
+        &svc,
+        &caller.practice_id,
+        checked_id(&id)?,
+        &Actor::ApiClient(caller.client_id),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -177,7 +237,10 @@ pub struct GrantRequest {
 fn grant_json(g: IssuedGrant) -> serde_json::Value {
     let expires = time::OffsetDateTime::from_unix_timestamp(g.expires_at)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default();
     serde_json::json!({
         "id": g.id,
@@ -189,16 +252,31 @@ fn grant_json(g: IssuedGrant) -> serde_json::Value {
 }
 
 /// Who: the practice's API clients. Body (optional JSON): audience, expires_at or expires_in_days.
-pub async fn post_grant(State(svc): Svc, caller: ApiCaller, Path(id): Path<String>, body: axum::body::Bytes) -> Result<Response, WebError> {
+pub async fn post_grant(
+    State(svc): Svc,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, WebError> {
     let req: GrantRequest = if body.is_empty() {
         GrantRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|_| WebError::bad_request("invalid_json", "The request body is not valid grant JSON."))?
+        serde_json::from_slice(&body).map_err(|_| {
+            WebError::bad_request("invalid_json", "The request body is not valid grant JSON.")
+        })?
     };
-    if req.expires_in_days.is_some_and(|d| !(1..=access::MAX_GRANT_DAYS).contains(&d)) {
-        return Err(WebError::bad_request("invalid_request", "expires_in_days must be between 1 and 1825."));
+    if req
+        .expires_in_days
+        .is_some_and(|d| !(1..=access::MAX_GRANT_DAYS).contains(&d))
+    {
+        return Err(WebError::bad_request(
+            "invalid_request",
+            "expires_in_days must be between 1 and 1825.",
+        ));
     }
-    let expires_at = req.expires_at.or(req.expires_in_days.map(|d| svc.clock.now() + d * 86_400));
+    let expires_at = req
+        .expires_at
+        .or(req.expires_in_days.map(|d| svc.clock.now() + d * 86_400));
     let issued = access::issue_grant(
         &svc,
         &caller.practice_id,
@@ -212,13 +290,27 @@ pub async fn post_grant(State(svc): Svc, caller: ApiCaller, Path(id): Path<Strin
 }
 
 /// Who: the practice's API clients. Ends the grant's live sessions too.
-pub async fn delete_grant(State(svc): Svc, caller: ApiCaller, Path(id): Path<String>) -> Result<Response, WebError> {
-    access::revoke_grant(&svc, &caller.practice_id, checked_id(&id)?, &Actor::ApiClient(caller.client_id)).await?;
+pub async fn delete_grant(
+    State(svc): Svc,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    access::revoke_grant(
+        &svc,
+        &caller.practice_id,
+        checked_id(&id)?,
+        &Actor::ApiClient(caller.client_id),
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Who: the practice's API clients.
-pub async fn get_study_audit(State(svc): Svc, caller: ApiCaller, Path(id): Path<String>) -> Result<Response, WebError> {
+pub async fn get_study_audit(
+    State(svc): Svc,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
     let events = view::audit_log(&svc, &caller.practice_id, checked_id(&id)?).await?;
     Ok(Json(serde_json::json!({ "events": events })).into_response())
 }

@@ -68,7 +68,11 @@ impl From<crate::studies::StudyError> for WebError {
         use crate::studies::StudyError as S;
         match e {
             S::NotFound => WebError::not_found(),
-            S::Dicom(d) => WebError::new(StatusCode::UNPROCESSABLE_ENTITY, d.code(), d.public_message()),
+            S::Dicom(d) => WebError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                d.code(),
+                d.public_message(),
+            ),
             S::Integrity => {
                 let mut w = WebError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -20,7 +20,10 @@ pub struct ApiCaller {
 impl FromRequestParts<Arc<Services>> for ApiCaller {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, svc: &Arc<Services>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        svc: &Arc<Services>,
+    ) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -97,7 +100,10 @@ pub struct PatientSession(pub PatientScope);
 impl FromRequestParts<Arc<Services>> for PatientSession {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, svc: &Arc<Services>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        svc: &Arc<Services>,
+    ) -> Result<Self, Self::Rejection> {
         let is_api = parts.uri.path().starts_with("/view/api/");
         // Heartbeats keep the session alive but do not count as the person using it.
         let user_input = !parts.uri.path().ends_with("/heartbeat");

@@ -29,7 +29,9 @@ fn log_path(path: &str) -> String {
     path.split('/')
         .enumerate()
         .map(|(i, seg)| {
-            if i > 0 && (seg.len() >= 16 || seg.bytes().any(|b| b.is_ascii_digit()) && seg.len() > 4) {
+            if i > 0
+                && (seg.len() >= 16 || seg.bytes().any(|b| b.is_ascii_digit()) && seg.len() > 4)
+            {
                 ":id"
             } else {
                 seg
@@ -39,7 +41,11 @@ fn log_path(path: &str) -> String {
         .join("/")
 }
 
-pub async fn request_context(State(svc): State<Arc<Services>>, mut req: Request, next: Next) -> Response {
+pub async fn request_context(
+    State(svc): State<Arc<Services>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let mut raw = [0u8; 8];
     rand::rngs::OsRng.fill_bytes(&mut raw);
     let request_id = hex::encode(raw);
@@ -57,7 +63,12 @@ pub async fn request_context(State(svc): State<Arc<Services>>, mut req: Request,
             .and_then(|o| o.to_str().ok())
             .is_some_and(|o| o != "null" && o != svc.public_url);
     let mut res = if cross_site && !path.starts_with("/api/") && !path.starts_with("/dicomweb/") {
-        super::error::WebError::new(StatusCode::FORBIDDEN, "cross_site_request", "Request refused.").into_response()
+        super::error::WebError::new(
+            StatusCode::FORBIDDEN,
+            "cross_site_request",
+            "Request refused.",
+        )
+        .into_response()
     } else {
         next.run(req).await
     };
@@ -85,19 +96,43 @@ pub async fn request_context(State(svc): State<Arc<Services>>, mut req: Request,
     }
 
     let h = res.headers_mut();
-    h.insert("x-request-id", HeaderValue::from_str(&request_id).unwrap_or(HeaderValue::from_static("-")));
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-request-id",
+        HeaderValue::from_str(&request_id).unwrap_or(HeaderValue::from_static("-")),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
-    h.insert("cross-origin-resource-policy", HeaderValue::from_static("same-origin"));
-    h.insert("permissions-policy", HeaderValue::from_static("camera=(), microphone=(), geolocation=(), interest-cohort=()"));
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        "permissions-policy",
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=(), interest-cohort=()"),
+    );
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     if svc.public_url.starts_with("https://") {
-        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=63072000; includeSubDomains"));
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        );
     }
     tracing::info!(
         request_id,

@@ -28,20 +28,34 @@ pub fn router(svc: Arc<Services>) -> Router {
         // the practice's API clients (ApiCaller)
         .route(
             "/api/v1/studies",
-            get(api::get_studies).post(api::post_studies).layer(DefaultBodyLimit::max(upload_limit)),
+            get(api::get_studies)
+                .post(api::post_studies)
+                .layer(DefaultBodyLimit::max(upload_limit)),
         )
-        .route("/api/v1/studies/{id}", get(api::get_study).delete(api::delete_study))
+        .route(
+            "/api/v1/studies/{id}",
+            get(api::get_study).delete(api::delete_study),
+        )
         .route("/api/v1/studies/{id}/grants", post(api::post_grant))
         .route("/api/v1/studies/{id}/audit", get(api::get_study_audit))
         .route("/api/v1/grants/{id}", delete(api::delete_grant));
     let patient = Router::new()
         // anyone: sign-in pages (the grant's secrets decide)
-        .route("/access", get(patient::get_access).post(patient::post_access))
-        .route("/s/{token}", get(patient::get_link).post(patient::post_link))
+        .route(
+            "/access",
+            get(patient::get_access).post(patient::post_access),
+        )
+        .route(
+            "/s/{token}",
+            get(patient::get_link).post(patient::post_link),
+        )
         // a live patient/referrer session (PatientSession)
         .route("/view", get(patient::get_viewer))
         .route("/view/api/study", get(patient::get_manifest))
-        .route("/view/api/instances/{id}/frames/{frame}/rendered", get(patient::get_rendered))
+        .route(
+            "/view/api/instances/{id}/frames/{frame}/rendered",
+            get(patient::get_rendered),
+        )
         .route("/view/api/heartbeat", post(patient::post_heartbeat))
         .route("/view/logout", post(patient::post_logout))
         .layer(DefaultBodyLimit::max(FORM_LIMIT));
@@ -54,7 +68,10 @@ pub fn router(svc: Arc<Services>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .fallback(|| async { error::WebError::not_found() })
-        .layer(axum::middleware::from_fn_with_state(svc.clone(), middleware::request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            svc.clone(),
+            middleware::request_context,
+        ))
         .with_state(svc)
 }
 

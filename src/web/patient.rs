@@ -88,7 +88,12 @@ pub async fn post_access(
     Form(form): Form<AccessForm>,
 ) -> Response {
     if !svc.signin_limiter.allow(peer.ip(), svc.clock.now()) {
-        return WebError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "Too many attempts. Please wait a few minutes.").into_response();
+        return WebError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            "Too many attempts. Please wait a few minutes.",
+        )
+        .into_response();
     }
     let result = access::redeem_code(
         &svc,
@@ -101,7 +106,14 @@ pub async fn post_access(
 
 /// Who: anyone with a link; the link alone never opens a study, it asks for the password.
 pub async fn get_link(headers: HeaderMap, Path(token): Path<String>) -> Response {
-    let action = format!("/s/{}", token.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').take(128).collect::<String>());
+    let action = format!(
+        "/s/{}",
+        token
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .take(128)
+            .collect::<String>()
+    );
     render(
         StatusCode::OK,
         &AccessPage {
@@ -128,17 +140,41 @@ pub async fn post_link(
     Form(form): Form<LinkForm>,
 ) -> Response {
     if !svc.signin_limiter.allow(peer.ip(), svc.clock.now()) {
-        return WebError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", "Too many attempts. Please wait a few minutes.").into_response();
+        return WebError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            "Too many attempts. Please wait a few minutes.",
+        )
+        .into_response();
     }
     let result = access::redeem_link(&svc, &token, form.password.as_deref().unwrap_or("")).await;
-    let action = format!("/s/{}", token.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').take(128).collect::<String>());
+    let action = format!(
+        "/s/{}",
+        token
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .take(128)
+            .collect::<String>()
+    );
     sign_in_result(&svc, &headers, result, action, false)
 }
 
 /// Who: a live patient or referrer session; shows only its grant's study.
-pub async fn get_viewer(State(svc): Svc, PatientSession(scope): PatientSession, headers: HeaderMap) -> Result<Response, WebError> {
+pub async fn get_viewer(
+    State(svc): Svc,
+    PatientSession(scope): PatientSession,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
     let detail = view::detail(&svc, &scope.practice_id, &scope.study_id).await?;
-    audit::record(&svc, &scope.practice_id, &access_actor(&scope), "study.view", Some(&scope.study_id), &format!("grant={}", scope.grant_id)).await?;
+    audit::record(
+        &svc,
+        &scope.practice_id,
+        &access_actor(&scope),
+        "study.view",
+        Some(&scope.study_id),
+        &format!("grant={}", scope.grant_id),
+    )
+    .await?;
     let series = detail
         .series
         .iter()
@@ -173,14 +209,21 @@ pub async fn get_viewer(State(svc): Svc, PatientSession(scope): PatientSession, 
 
 fn access_actor(scope: &crate::access::sessions::PatientScope) -> audit::Actor {
     if scope.audience == "referrer" {
-        audit::Actor::Referrer { grant_id: scope.grant_id.clone() }
+        audit::Actor::Referrer {
+            grant_id: scope.grant_id.clone(),
+        }
     } else {
-        audit::Actor::Patient { grant_id: scope.grant_id.clone() }
+        audit::Actor::Patient {
+            grant_id: scope.grant_id.clone(),
+        }
     }
 }
 
 /// Who: a live patient or referrer session. The study as JSON for the viewer.
-pub async fn get_manifest(State(svc): Svc, PatientSession(scope): PatientSession) -> Result<Response, WebError> {
+pub async fn get_manifest(
+    State(svc): Svc,
+    PatientSession(scope): PatientSession,
+) -> Result<Response, WebError> {
     let detail = view::detail(&svc, &scope.practice_id, &scope.study_id).await?;
     Ok(Json(serde_json::json!({
         "study": detail,
@@ -199,10 +242,19 @@ pub async fn get_rendered(
     if !is_valid_id(&instance_id) || frame == 0 {
         return Err(WebError::not_found());
     }
-    let png = view::render_png(&svc, &scope.practice_id, &scope.study_id, &instance_id, frame - 1).await?;
+    let png = view::render_png(
+        &svc,
+        &scope.practice_id,
+        &scope.study_id,
+        &instance_id,
+        frame - 1,
+    )
+    .await?;
     let mut res = ([(header::CONTENT_TYPE, "image/png")], png).into_response();
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
     Ok(res)
 }
 
@@ -213,14 +265,17 @@ pub async fn post_heartbeat(PatientSession(scope): PatientSession) -> Response {
 
 /// Who: anyone; ends the session if there is one and clears the site's data.
 pub async fn post_logout(State(svc): Svc, session: Result<PatientSession, Response>) -> Response {
-    if let Ok(PatientSession(scope)) = session {
-        if let Err(e) = crate::access::sessions::end_session(&svc, &scope).await {
-            return WebError::internal(e).into_response();
-        }
+    if let Ok(PatientSession(scope)) = session
+        && let Err(e) = crate::access::sessions::end_session(&svc, &scope).await
+    {
+        return WebError::internal(e).into_response();
     }
     let mut res = Redirect::to("/access").into_response();
     let h = res.headers_mut();
-    h.insert("clear-site-data", HeaderValue::from_static("\"cache\", \"cookies\", \"storage\""));
+    h.insert(
+        "clear-site-data",
+        HeaderValue::from_static("\"cache\", \"cookies\", \"storage\""),
+    );
     if let Ok(v) = HeaderValue::from_str(&clear_session_cookie(&svc)) {
         h.insert(header::SET_COOKIE, v);
     }

@@ -30,16 +30,23 @@ async fn conformance(store: Arc<dyn BlobStore>) {
     // Put / get, including a body larger than one S3 part (multipart path).
     for len in [0usize, 1, 100_000, 9 * 1024 * 1024 + 3] {
         let data = pattern(len);
-        let written = store.put(&key, chunked(data.clone(), 300_000)).await.expect("put");
+        let written = store
+            .put(&key, chunked(data.clone(), 300_000))
+            .await
+            .expect("put");
         assert_eq!(written, len as u64);
-        let back = collect(store.get(&key).await.expect("get")).await.expect("read");
+        let back = collect(store.get(&key).await.expect("get"))
+            .await
+            .expect("read");
         assert_eq!(back.len(), len);
         assert!(back == data, "content differs for len {len}");
     }
     // Ranges.
     let data = pattern(9 * 1024 * 1024 + 3);
     for (s, e) in [(0u64, 1u64), (10, 70_000), (5_000_000, 9 * 1024 * 1024 + 3)] {
-        let got = collect(store.get_range(&key, s, e).await.expect("range")).await.expect("read");
+        let got = collect(store.get_range(&key, s, e).await.expect("range"))
+            .await
+            .expect("read");
         assert_eq!(got, data[s as usize..e as usize], "range {s}..{e}");
     }
     assert!(store.list().await.expect("list").contains(&key));
@@ -49,8 +56,14 @@ async fn conformance(store: Arc<dyn BlobStore>) {
     assert!(matches!(store.get(&key).await, Err(BlobError::NotFound)));
     assert!(!store.list().await.expect("list").contains(&key));
     // Keys that could escape the store are refused.
-    assert!(matches!(store.get("../etc/passwd").await, Err(BlobError::InvalidKey)));
-    assert!(matches!(store.get("/abs").await, Err(BlobError::InvalidKey)));
+    assert!(matches!(
+        store.get("../etc/passwd").await,
+        Err(BlobError::InvalidKey)
+    ));
+    assert!(matches!(
+        store.get("/abs").await,
+        Err(BlobError::InvalidKey)
+    ));
     store.health().await.expect("health");
 }
 
@@ -59,15 +72,32 @@ async fn sealed_ranges(store: Arc<dyn BlobStore>) {
     let dek = Key32::generate(&mut rand::thread_rng());
     let id = random_hex(16);
     let key = object_key(&id);
-    let ctx = ObjectContext { study_id: "s1", object_id: &id };
+    let ctx = ObjectContext {
+        study_id: "s1",
+        object_id: &id,
+    };
     let data = pattern(1_000_003);
-    let report = sealed.put(&key, &dek, ctx, chunked(data.clone(), 77_777)).await.expect("put");
+    let report = sealed
+        .put(&key, &dek, ctx, chunked(data.clone(), 77_777))
+        .await
+        .expect("put");
     assert_eq!(report.plain_len, data.len() as u64);
-    let raw = collect(store.get(&key).await.expect("raw")).await.expect("raw read");
+    let raw = collect(store.get(&key).await.expect("raw"))
+        .await
+        .expect("raw read");
     assert_eq!(raw.len() as u64, report.stored_len);
-    assert_ne!(&raw[79..200], &data[..121], "stored bytes must not be plaintext");
+    assert_ne!(
+        &raw[79..200],
+        &data[..121],
+        "stored bytes must not be plaintext"
+    );
     assert_eq!(sealed.get_all(&key, &dek, ctx).await.expect("get"), data);
-    for (s, e) in [(0u64, 10u64), (65_530, 65_540), (131_072, 500_000), (999_000, 1_000_003)] {
+    for (s, e) in [
+        (0u64, 10u64),
+        (65_530, 65_540),
+        (131_072, 500_000),
+        (999_000, 1_000_003),
+    ] {
         let got = collect(
             sealed
                 .get_range(&key, &dek, ctx, data.len() as u64, s, e)
@@ -79,7 +109,10 @@ async fn sealed_ranges(store: Arc<dyn BlobStore>) {
         assert_eq!(got, data[s as usize..e as usize], "sealed range {s}..{e}");
     }
     // Another study's context cannot open it.
-    let wrong = ObjectContext { study_id: "s2", object_id: &id };
+    let wrong = ObjectContext {
+        study_id: "s2",
+        object_id: &id,
+    };
     assert!(sealed.get_all(&key, &dek, wrong).await.is_err());
     sealed.delete(&key).await.expect("delete");
 }

@@ -19,14 +19,18 @@ async fn demo_command_prints_one_json_line_and_serves() {
     let stdout = child.stdout.take().expect("stdout");
     let line = tokio::task::spawn_blocking(move || {
         let mut line = String::new();
-        std::io::BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .map(|_| line)
     })
     .await
     .expect("join")
     .expect("read line");
     let parsed: Result<serde_json::Value, _> = serde_json::from_str(line.trim());
     let health = match &parsed {
-        Ok(v) => reqwest::get(format!("{}/healthz", v["base_url"].as_str().unwrap_or(""))).await.ok(),
+        Ok(v) => reqwest::get(format!("{}/healthz", v["base_url"].as_str().unwrap_or("")))
+            .await
+            .ok(),
         Err(_) => None,
     };
     let _ = child.kill();
@@ -34,10 +38,25 @@ async fn demo_command_prints_one_json_line_and_serves() {
     let v = parsed.expect("one JSON line");
     assert_eq!(health.map(|r| r.status().as_u16()), Some(200));
     for key in [
-        "base_url", "patient_link", "access_code", "password", "staff_username", "staff_password",
-        "totp_secret", "api_client_id", "api_client_secret",
+        "base_url",
+        "patient_link",
+        "access_code",
+        "password",
+        "staff_username",
+        "staff_password",
+        "totp_secret",
+        "api_client_id",
+        "api_client_secret",
     ] {
-        assert!(v[key].as_str().is_some_and(|s| !s.is_empty()), "missing {key}");
+        assert!(
+            v[key].as_str().is_some_and(|s| !s.is_empty()),
+            "missing {key}"
+        );
     }
-    assert!(v["patient_link"].as_str().expect("link").starts_with(v["base_url"].as_str().expect("base")));
+    assert!(
+        v["patient_link"]
+            .as_str()
+            .expect("link")
+            .starts_with(v["base_url"].as_str().expect("base"))
+    );
 }

@@ -29,7 +29,8 @@ pub fn s3_from_env() -> Option<S3Config> {
         endpoint: std::env::var("LICHTKASTEN_TEST_S3_ENDPOINT").ok(),
         region: std::env::var("LICHTKASTEN_TEST_S3_REGION").unwrap_or_else(|_| "garage".into()),
         bucket,
-        access_key_id: std::env::var("LICHTKASTEN_TEST_S3_ACCESS_KEY_ID").expect("S3 access key id"),
+        access_key_id: std::env::var("LICHTKASTEN_TEST_S3_ACCESS_KEY_ID")
+            .expect("S3 access key id"),
         secret_access_key: Secret::new(
             std::env::var("LICHTKASTEN_TEST_S3_SECRET_ACCESS_KEY").expect("S3 secret"),
         ),
@@ -42,7 +43,9 @@ pub fn s3_from_env() -> Option<S3Config> {
 pub async fn postgres_from_env() -> Option<String> {
     let admin = std::env::var("LICHTKASTEN_TEST_DATABASE_URL").ok()?;
     let name = format!("lk_test_{}", random_hex(6));
-    let db = lichtkasten::db::Db::connect(&admin).await.expect("connect postgres admin");
+    let db = lichtkasten::db::Db::connect(&admin)
+        .await
+        .expect("connect postgres admin");
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(db.pool())
         .await
@@ -52,10 +55,12 @@ pub async fn postgres_from_env() -> Option<String> {
 }
 
 pub async fn test_config(dir: &std::path::Path) -> Config {
-    let mut c = Config::default();
-    c.data_dir = dir.join("data");
-    c.listen = "127.0.0.1:0".into();
-    c.max_upload_bytes = 64 * 1024 * 1024;
+    let mut c = Config {
+        data_dir: dir.join("data"),
+        listen: "127.0.0.1:0".into(),
+        max_upload_bytes: 64 * 1024 * 1024,
+        ..Config::default()
+    };
     if let Some(url) = postgres_from_env().await {
         c.database_url = Secret::new(url);
     }
@@ -148,7 +153,12 @@ impl TestApp {
         body["access_token"].as_str().expect("token").to_string()
     }
 
-    pub async fn post_studies(&self, token: &str, content_type: &str, body: Vec<u8>) -> reqwest::Response {
+    pub async fn post_studies(
+        &self,
+        token: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> reqwest::Response {
         self.http
             .post(format!("{}/api/v1/studies", self.base))
             .bearer_auth(token)

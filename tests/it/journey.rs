@@ -10,8 +10,11 @@ fn zip_of(files: &[Vec<u8>]) -> Vec<u8> {
     {
         let mut w = zip::ZipWriter::new(&mut buf);
         for (i, f) in files.iter().enumerate() {
-            w.start_file(format!("DICOM/IMG{i:04}"), zip::write::SimpleFileOptions::default())
-                .expect("start");
+            w.start_file(
+                format!("DICOM/IMG{i:04}"),
+                zip::write::SimpleFileOptions::default(),
+            )
+            .expect("start");
             w.write_all(f).expect("write");
         }
         w.finish().expect("finish");
@@ -40,22 +43,41 @@ async fn demo_journey_end_to_end() {
     let app = TestApp::spawn().await;
     let demo = app.demo().await;
     for key in [
-        "base_url", "patient_link", "access_code", "password", "staff_username", "staff_password",
-        "totp_secret", "api_client_id", "api_client_secret",
+        "base_url",
+        "patient_link",
+        "access_code",
+        "password",
+        "staff_username",
+        "staff_password",
+        "totp_secret",
+        "api_client_id",
+        "api_client_secret",
     ] {
-        assert!(demo[key].as_str().is_some_and(|v| !v.is_empty()), "demo line lacks {key}");
+        assert!(
+            demo[key].as_str().is_some_and(|v| !v.is_empty()),
+            "demo line lacks {key}"
+        );
     }
 
     // The demo grant opens the demo study by code + password.
     let res = app
-        .post_access(demo["access_code"].as_str().expect("code"), demo["password"].as_str().expect("pw"))
+        .post_access(
+            demo["access_code"].as_str().expect("code"),
+            demo["password"].as_str().expect("pw"),
+        )
         .await;
     assert_eq!(res.status(), 303);
     assert_eq!(res.headers()["location"], "/view");
-    let set_cookie = res.headers()["set-cookie"].to_str().expect("cookie").to_string();
+    let set_cookie = res.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_string();
     assert!(set_cookie.starts_with("__Host-lk_session="), "{set_cookie}");
     for flag in ["HttpOnly", "SameSite=Strict", "Path=/", "Secure"] {
-        assert!(set_cookie.contains(flag), "cookie lacks {flag}: {set_cookie}");
+        assert!(
+            set_cookie.contains(flag),
+            "cookie lacks {flag}: {set_cookie}"
+        );
     }
     assert!(!set_cookie.contains("Expires") && !set_cookie.contains("Max-Age"));
     let cookie = session_cookie(&res).expect("session cookie");
@@ -63,21 +85,35 @@ async fn demo_journey_end_to_end() {
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["cache-control"], "no-store");
     let html = page.text().await.expect("html");
-    assert!(html.contains("Jürgen Müller"), "viewer shows the patient name");
+    assert!(
+        html.contains("Jürgen Müller"),
+        "viewer shows the patient name"
+    );
 
     // API: token, upload a ZIP of a second patient's study, list, detail.
     let token = app.bearer(&demo).await;
     let spec = other_patient();
     let files = demo_study(&mut rand::thread_rng(), &spec, 4, 64);
-    let res = app.post_studies(&token, "application/zip", zip_of(&files)).await;
+    let res = app
+        .post_studies(&token, "application/zip", zip_of(&files))
+        .await;
     assert_eq!(res.status(), 200);
     let report: serde_json::Value = res.json().await.expect("json");
-    assert_eq!(report["rejected"].as_array().expect("rejected").len(), 0, "{report}");
-    let study_id = report["studies"][0]["id"].as_str().expect("study id").to_string();
+    assert_eq!(
+        report["rejected"].as_array().expect("rejected").len(),
+        0,
+        "{report}"
+    );
+    let study_id = report["studies"][0]["id"]
+        .as_str()
+        .expect("study id")
+        .to_string();
     assert_eq!(report["studies"][0]["accepted"], 5);
 
     // Sending the same files again is idempotent.
-    let again = app.post_studies(&token, "application/zip", zip_of(&files)).await;
+    let again = app
+        .post_studies(&token, "application/zip", zip_of(&files))
+        .await;
     let again: serde_json::Value = again.json().await.expect("json");
     assert_eq!(again["studies"][0]["id"], study_id.as_str());
     assert_eq!(again["studies"][0]["duplicates"], 5);
@@ -95,7 +131,12 @@ async fn demo_journey_end_to_end() {
     assert_eq!(detail["accession"], "ACC-77");
     assert_eq!(detail["instance_count"], 5);
     assert_eq!(detail["series"].as_array().expect("series").len(), 2);
-    let list: serde_json::Value = app.get_api(&token, "/api/v1/studies").await.json().await.expect("list");
+    let list: serde_json::Value = app
+        .get_api(&token, "/api/v1/studies")
+        .await
+        .json()
+        .await
+        .expect("list");
     assert_eq!(list["studies"].as_array().expect("studies").len(), 2);
 
     // A grant for it: code, password, link, end date in the shapes of DESIGN §3.
@@ -109,7 +150,10 @@ async fn demo_journey_end_to_end() {
     assert_eq!(code.matches('-').count(), 2);
     assert_eq!(password.len(), 10);
     assert!(link.starts_with(&format!("{}/s/", app.base)));
-    assert!(link.rsplit('/').next().expect("token").len() >= 22, "link token carries ≥128 bits");
+    assert!(
+        link.rsplit('/').next().expect("token").len() >= 22,
+        "link token carries ≥128 bits"
+    );
     assert!(grant["expires_at"].as_str().expect("expires").contains('T'));
 
     // Patient by link: the link alone shows only a password form.
@@ -122,7 +166,9 @@ async fn demo_journey_end_to_end() {
     let cookie = session_cookie(&res).expect("cookie");
 
     // Code typed in lower case and without dashes works too.
-    let res = app.post_access(&code.replace('-', "").to_lowercase(), password).await;
+    let res = app
+        .post_access(&code.replace('-', "").to_lowercase(), password)
+        .await;
     assert_eq!(res.status(), 303);
 
     // The viewer shows this study only, and every image renders as a PNG of the right size.
@@ -138,11 +184,19 @@ async fn demo_journey_end_to_end() {
         for inst in series["instances"].as_array().expect("instances") {
             let id = inst["id"].as_str().expect("id");
             let res = app
-                .get_with_cookie(&format!("/view/api/instances/{id}/frames/1/rendered"), &cookie)
+                .get_with_cookie(
+                    &format!("/view/api/instances/{id}/frames/1/rendered"),
+                    &cookie,
+                )
                 .await;
             assert_eq!(res.status(), 200);
             assert_eq!(res.headers()["content-type"], "image/png");
-            assert!(res.headers()["cache-control"].to_str().expect("cc").contains("no-store"));
+            assert!(
+                res.headers()["cache-control"]
+                    .to_str()
+                    .expect("cc")
+                    .contains("no-store")
+            );
             let png = res.bytes().await.expect("png");
             let decoder = png::Decoder::new(std::io::Cursor::new(png.to_vec()));
             let reader = decoder.read_info().expect("valid png");
@@ -153,11 +207,18 @@ async fn demo_journey_end_to_end() {
     assert_eq!(rendered, 5);
     // The demo study's instances are not reachable from this grant's session.
     let demo_study_id = demo["study_id"].as_str().expect("demo study");
-    let other = app.get_api(&token, &format!("/api/v1/studies/{demo_study_id}")).await;
+    let other = app
+        .get_api(&token, &format!("/api/v1/studies/{demo_study_id}"))
+        .await;
     let other: serde_json::Value = other.json().await.expect("json");
-    let foreign = other["series"][0]["instances"][0]["id"].as_str().expect("instance");
+    let foreign = other["series"][0]["instances"][0]["id"]
+        .as_str()
+        .expect("instance");
     let res = app
-        .get_with_cookie(&format!("/view/api/instances/{foreign}/frames/1/rendered"), &cookie)
+        .get_with_cookie(
+            &format!("/view/api/instances/{foreign}/frames/1/rendered"),
+            &cookie,
+        )
         .await;
     assert_eq!(res.status(), 404);
 
@@ -181,13 +242,22 @@ async fn demo_journey_end_to_end() {
     // Revoking the grant ends the live session at its next request.
     let res = app
         .http
-        .delete(format!("{}/api/v1/grants/{}", app.base, grant["id"].as_str().expect("id")))
+        .delete(format!(
+            "{}/api/v1/grants/{}",
+            app.base,
+            grant["id"].as_str().expect("id")
+        ))
         .bearer_auth(&token)
         .send()
         .await
         .expect("revoke");
     assert_eq!(res.status(), 204);
-    assert_eq!(app.get_with_cookie("/view/api/study", &cookie).await.status(), 401);
+    assert_eq!(
+        app.get_with_cookie("/view/api/study", &cookie)
+            .await
+            .status(),
+        401
+    );
     assert_eq!(app.post_access(code, password).await.status(), 401);
 
     // Deleting the study removes it, its objects and its key.
@@ -200,7 +270,12 @@ async fn demo_journey_end_to_end() {
         .await
         .expect("delete");
     assert_eq!(res.status(), 204);
-    assert_eq!(app.get_api(&token, &format!("/api/v1/studies/{study_id}")).await.status(), 404);
+    assert_eq!(
+        app.get_api(&token, &format!("/api/v1/studies/{study_id}"))
+            .await
+            .status(),
+        404
+    );
     assert_eq!(app.stored_objects().await.len(), before - 5);
 }
 
@@ -210,16 +285,32 @@ async fn patient_session_timeouts_and_logout() {
     let demo = app.demo().await;
     let code = demo["access_code"].as_str().expect("code");
     let password = demo["password"].as_str().expect("pw");
-    let sign_in = || async { session_cookie(&app.post_access(code, password).await).expect("cookie") };
+    let sign_in =
+        || async { session_cookie(&app.post_access(code, password).await).expect("cookie") };
 
     // Liveness: without requests for over 180 s (tab closed), the session is over.
     let cookie = sign_in().await;
     app.clock.advance(170);
-    assert_eq!(app.post_with_cookie("/view/api/heartbeat", &cookie).await.status(), 200);
+    assert_eq!(
+        app.post_with_cookie("/view/api/heartbeat", &cookie)
+            .await
+            .status(),
+        200
+    );
     app.clock.advance(170);
-    assert_eq!(app.get_with_cookie("/view/api/study", &cookie).await.status(), 200);
+    assert_eq!(
+        app.get_with_cookie("/view/api/study", &cookie)
+            .await
+            .status(),
+        200
+    );
     app.clock.advance(181);
-    assert_eq!(app.get_with_cookie("/view/api/study", &cookie).await.status(), 401);
+    assert_eq!(
+        app.get_with_cookie("/view/api/study", &cookie)
+            .await
+            .status(),
+        401
+    );
     // A page request after the end goes back to the start page.
     let res = app.get_with_cookie("/view", &cookie).await;
     assert_eq!(res.status(), 303);
@@ -228,24 +319,54 @@ async fn patient_session_timeouts_and_logout() {
     let cookie = sign_in().await;
     for _ in 0..15 {
         app.clock.advance(60);
-        assert_eq!(app.post_with_cookie("/view/api/heartbeat", &cookie).await.status(), 200);
+        assert_eq!(
+            app.post_with_cookie("/view/api/heartbeat", &cookie)
+                .await
+                .status(),
+            200
+        );
     }
     app.clock.advance(60);
-    assert_eq!(app.post_with_cookie("/view/api/heartbeat", &cookie).await.status(), 401);
+    assert_eq!(
+        app.post_with_cookie("/view/api/heartbeat", &cookie)
+            .await
+            .status(),
+        401
+    );
 
     // Absolute: 60 minutes even with activity.
     let cookie = sign_in().await;
     for _ in 0..21 {
         app.clock.advance(170);
-        assert_eq!(app.get_with_cookie("/view/api/study", &cookie).await.status(), 200);
+        assert_eq!(
+            app.get_with_cookie("/view/api/study", &cookie)
+                .await
+                .status(),
+            200
+        );
     }
     app.clock.advance(170);
-    assert_eq!(app.get_with_cookie("/view/api/study", &cookie).await.status(), 401);
+    assert_eq!(
+        app.get_with_cookie("/view/api/study", &cookie)
+            .await
+            .status(),
+        401
+    );
 
     // Logout clears the site's data and kills the session.
     let cookie = sign_in().await;
     let res = app.post_with_cookie("/view/logout", &cookie).await;
     assert_eq!(res.status(), 303);
-    assert!(res.headers()["clear-site-data"].to_str().expect("csd").contains("cookies"));
-    assert_eq!(app.get_with_cookie("/view/api/study", &cookie).await.status(), 401);
+    assert!(
+        res.headers()["clear-site-data"]
+            .to_str()
+            .expect("csd")
+            .contains("cookies")
+    );
+    assert_eq!(
+        app.get_with_cookie("/view/api/study", &cookie)
+            .await
+            .status(),
+        401
+    );
 }

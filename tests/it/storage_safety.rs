@@ -20,12 +20,19 @@ async fn nothing_is_stored_in_plaintext() {
     spec.patient_id = "UNIQUE-PID-55123".into();
     spec.study_uid = new_uid(&mut rng);
     let file = ct_slice(&spec, &new_uid(&mut rng), &new_uid(&mut rng), 0, 1, 128);
-    let res = app.post_studies(&token, "application/dicom", file.clone()).await;
+    let res = app
+        .post_studies(&token, "application/dicom", file.clone())
+        .await;
     assert_eq!(res.status(), 200);
 
     // A run of pixel bytes from the middle of the image, and the identifiers.
     let pixels = &file[file.len() - 9000..file.len() - 8936];
-    let needles: [&[u8]; 4] = [b"Plaintextsucher", b"Zacharias", b"UNIQUE-PID-55123", pixels];
+    let needles: [&[u8]; 4] = [
+        b"Plaintextsucher",
+        b"Zacharias",
+        b"UNIQUE-PID-55123",
+        pixels,
+    ];
 
     // Let SQLite write everything back from its WAL, then scan every file.
     if app.services().db.dialect() == lichtkasten::db::Dialect::Sqlite {
@@ -39,7 +46,11 @@ async fn nothing_is_stored_in_plaintext() {
     for path in files {
         let bytes = std::fs::read(&path).expect("read");
         for n in needles {
-            assert!(!contains(&bytes, n), "plaintext found in {}", path.display());
+            assert!(
+                !contains(&bytes, n),
+                "plaintext found in {}",
+                path.display()
+            );
         }
     }
     let objects = app.stored_objects().await;
@@ -57,8 +68,11 @@ async fn tampered_and_moved_objects_are_refused() {
     let app = TestApp::spawn().await;
     let demo = app.demo().await;
     let cookie = session_cookie(
-        &app.post_access(demo["access_code"].as_str().expect("c"), demo["password"].as_str().expect("p"))
-            .await,
+        &app.post_access(
+            demo["access_code"].as_str().expect("c"),
+            demo["password"].as_str().expect("p"),
+        )
+        .await,
     )
     .expect("cookie");
     let manifest: serde_json::Value = app
@@ -74,21 +88,34 @@ async fn tampered_and_moved_objects_are_refused() {
         .map(|i| i["id"].as_str().expect("id").to_string())
         .collect();
     let url = |id: &str| format!("/view/api/instances/{id}/frames/1/rendered");
-    assert_eq!(app.get_with_cookie(&url(&ids[0]), &cookie).await.status(), 200);
+    assert_eq!(
+        app.get_with_cookie(&url(&ids[0]), &cookie).await.status(),
+        200
+    );
 
     let store = app.services().blobs.raw().clone();
     let key_of = |id: &str| {
         let db = app.services().db.clone();
         let study_id = manifest["study"]["id"].as_str().expect("study").to_string();
         let id = id.to_string();
-        async move { db.instance(&study_id, &id).await.expect("db").expect("instance").object_key }
+        async move {
+            db.instance(&study_id, &id)
+                .await
+                .expect("db")
+                .expect("instance")
+                .object_key
+        }
     };
     let k0 = key_of(&ids[0]).await;
     let k1 = key_of(&ids[1]).await;
     let k2 = key_of(&ids[2]).await;
     let k3 = key_of(&ids[3]).await;
-    let original0 = lichtkasten::blob::collect(store.get(&k0).await.expect("get")).await.expect("read");
-    let original1 = lichtkasten::blob::collect(store.get(&k1).await.expect("get")).await.expect("read");
+    let original0 = lichtkasten::blob::collect(store.get(&k0).await.expect("get"))
+        .await
+        .expect("read");
+    let original1 = lichtkasten::blob::collect(store.get(&k1).await.expect("get"))
+        .await
+        .expect("read");
 
     // A flipped byte in the middle.
     let mut flipped = original0.clone();
@@ -96,14 +123,25 @@ async fn tampered_and_moved_objects_are_refused() {
     flipped[mid] ^= 0x40;
     store.put(&k0, stream(flipped)).await.expect("put");
     // Truncated.
-    store.put(&k1, stream(original1[..original1.len() - 20].to_vec())).await.expect("put");
+    store
+        .put(&k1, stream(original1[..original1.len() - 20].to_vec()))
+        .await
+        .expect("put");
     // Another object's bytes under this name (moved/swapped object).
-    store.put(&k2, stream(original0.clone())).await.expect("put");
+    store
+        .put(&k2, stream(original0.clone()))
+        .await
+        .expect("put");
     // Swapped segments within the object.
-    let mut swapped = lichtkasten::blob::collect(store.get(&k3).await.expect("get")).await.expect("read");
+    let mut swapped = lichtkasten::blob::collect(store.get(&k3).await.expect("get"))
+        .await
+        .expect("read");
     let seg = lichtkasten::crypto::stream::SEALED_SEGMENT_SIZE;
     let h = lichtkasten::crypto::stream::HEADER_SIZE;
-    assert!(swapped.len() > h + 2 * seg, "test image spans several segments");
+    assert!(
+        swapped.len() > h + 2 * seg,
+        "test image spans several segments"
+    );
     let a = swapped[h..h + seg].to_vec();
     let b = swapped[h + seg..h + 2 * seg].to_vec();
     swapped[h..h + seg].copy_from_slice(&b);
@@ -118,5 +156,8 @@ async fn tampered_and_moved_objects_are_refused() {
         assert!(body["error"]["request_id"].as_str().is_some());
     }
     // Untouched neighbours still render.
-    assert_eq!(app.get_with_cookie(&url(&ids[4]), &cookie).await.status(), 200);
+    assert_eq!(
+        app.get_with_cookie(&url(&ids[4]), &cookie).await.status(),
+        200
+    );
 }
