@@ -80,6 +80,7 @@ pub async fn build(
 
 pub struct Running {
     pub addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
     pub services: Arc<Services>,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -115,7 +116,25 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     } else {
         config.public_url.clone()
     };
+    let metrics_listener = if config.metrics_listen.is_empty() {
+        None
+    } else {
+        Some(
+            tokio::net::TcpListener::bind(&config.metrics_listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.metrics_listen))?,
+        )
+    };
     let services = Arc::new(build(config, clock, public_url).await?);
+    let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
+    if let Some(listener) = metrics_listener {
+        let metrics = axum::Router::new().route(
+            "/metrics",
+            axum::routing::get(|| async { crate::metrics::render() }),
+        );
+        tracing::info!(addr = %listener.local_addr()?, "metrics listening");
+        tokio::spawn(async move { axum::serve(listener, metrics).await });
+    }
     let router = crate::web::router(services.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -131,6 +150,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     tracing::info!(%addr, store = %services.blobs.raw().describe(), "listening");
     Ok(Running {
         addr,
+        metrics_addr,
         services,
         shutdown: tx,
         task,

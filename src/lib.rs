@@ -16,5 +16,6 @@ pub mod demo;
 pub mod dicom;
 pub mod domain;
 pub mod keys;
+pub mod metrics;
 pub mod studies;
 pub mod web;

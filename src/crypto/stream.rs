@@ -16,10 +16,9 @@
 //! The index and last flag in the nonce catch reordering and truncation.
 
 use super::{CryptoError, Key32, encode_context};
-use aes_gcm::aead::{AeadInPlace, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce};
 use hkdf::Hkdf;
 use rand::{CryptoRng, RngCore};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -83,8 +82,13 @@ fn nonce(prefix: &[u8; PREFIX_LEN], index: u32, last: bool) -> [u8; 12] {
 
 /// Seals a stream of plaintext chunks; emits ciphertext as whole segments so that
 /// memory stays at one segment whatever the object size.
+fn cipher(key: &[u8; 32]) -> LessSafeKey {
+    // A 32-byte key always fits AES-256; the expect documents that invariant.
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).expect("32-byte AES-256 key"))
+}
+
 pub struct Encryptor {
-    cipher: Aes256Gcm,
+    cipher: LessSafeKey,
     header: [u8; HEADER_SIZE],
     prefix: [u8; PREFIX_LEN],
     index: u32,
@@ -107,7 +111,7 @@ impl Encryptor {
         header[8 + SALT_LEN..8 + SALT_LEN + PREFIX_LEN].copy_from_slice(&prefix);
         header[8 + SALT_LEN + PREFIX_LEN..].copy_from_slice(&commit);
         Encryptor {
-            cipher: Aes256Gcm::new(key.as_ref().into()),
+            cipher: cipher(&key),
             header,
             prefix,
             index: 0,
@@ -127,7 +131,11 @@ impl Encryptor {
         let n = nonce(&self.prefix, self.index, last);
         let mut seg = std::mem::replace(&mut self.pending, Vec::with_capacity(SEALED_SEGMENT_SIZE));
         self.cipher
-            .encrypt_in_place(Nonce::from_slice(&n), &self.header, &mut seg)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(n),
+                Aad::from(&self.header),
+                &mut seg,
+            )
             .map_err(|_| CryptoError::TooLarge)?;
         out.extend_from_slice(&seg);
         self.index = self.index.checked_add(1).ok_or(CryptoError::TooLarge)?;
@@ -172,7 +180,7 @@ pub fn seal_all<R: RngCore + CryptoRng>(
 
 /// Opens segments of one object. Checks the header and key commitment first.
 pub struct SegmentOpener {
-    cipher: Aes256Gcm,
+    cipher: LessSafeKey,
     header: [u8; HEADER_SIZE],
     prefix: [u8; PREFIX_LEN],
 }
@@ -199,19 +207,20 @@ impl SegmentOpener {
             return Err(CryptoError::CommitmentMismatch);
         }
         Ok(SegmentOpener {
-            cipher: Aes256Gcm::new(key.as_ref().into()),
+            cipher: cipher(&key),
             header,
             prefix,
         })
     }
 
     /// Decrypts segment `index` in place; `sealed` must be exactly that segment.
-    pub fn open_segment(
+    /// Returns the plaintext length (the plaintext is `sealed[..len]`).
+    pub fn open_segment_slice(
         &self,
         index: u64,
         last: bool,
-        sealed: &mut Vec<u8>,
-    ) -> Result<(), CryptoError> {
+        sealed: &mut [u8],
+    ) -> Result<usize, CryptoError> {
         let index = u32::try_from(index).map_err(|_| CryptoError::TooLarge)?;
         if sealed.len() < TAG_SIZE || sealed.len() > SEALED_SEGMENT_SIZE {
             return Err(CryptoError::Tampered);
@@ -220,9 +229,27 @@ impl SegmentOpener {
             return Err(CryptoError::Tampered);
         }
         let n = nonce(&self.prefix, index, last);
-        self.cipher
-            .decrypt_in_place(Nonce::from_slice(&n), &self.header, sealed)
-            .map_err(|_| CryptoError::Tampered)
+        let plain = self
+            .cipher
+            .open_in_place(
+                Nonce::assume_unique_for_key(n),
+                Aad::from(&self.header),
+                sealed,
+            )
+            .map_err(|_| CryptoError::Tampered)?;
+        Ok(plain.len())
+    }
+
+    /// As [`Self::open_segment_slice`], truncating the vector to the plaintext.
+    pub fn open_segment(
+        &self,
+        index: u64,
+        last: bool,
+        sealed: &mut Vec<u8>,
+    ) -> Result<(), CryptoError> {
+        let len = self.open_segment_slice(index, last, sealed)?;
+        sealed.truncate(len);
+        Ok(())
     }
 }
 
@@ -267,17 +294,17 @@ impl Decryptor {
             self.opener = Some(SegmentOpener::new(&self.dek, ctx, &self.header_buf)?);
         }
         self.buf.extend_from_slice(data);
-        // Open every segment that is certainly not the last one.
-        while self.buf.len() > SEALED_SEGMENT_SIZE {
-            let rest = self.buf.split_off(SEALED_SEGMENT_SIZE);
-            let mut seg = std::mem::replace(&mut self.buf, rest);
-            self.opener
-                .as_ref()
-                .ok_or(CryptoError::BadHeader)?
-                .open_segment(self.index, false, &mut seg)?;
-            out.extend_from_slice(&seg);
+        let opener = self.opener.as_ref().ok_or(CryptoError::BadHeader)?;
+        // Open every segment that is certainly not the last one, in place.
+        let mut start = 0;
+        while self.buf.len() - start > SEALED_SEGMENT_SIZE {
+            let seg = &mut self.buf[start..start + SEALED_SEGMENT_SIZE];
+            let len = opener.open_segment_slice(self.index, false, seg)?;
+            out.extend_from_slice(&seg[..len]);
             self.index += 1;
+            start += SEALED_SEGMENT_SIZE;
         }
+        self.buf.drain(..start);
         Ok(())
     }
 

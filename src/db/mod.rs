@@ -5,6 +5,7 @@
 pub mod access;
 pub mod audit;
 pub mod practices;
+pub mod staff;
 pub mod studies;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -44,17 +45,31 @@ struct Migration {
     sql: &'static str,
 }
 
-const SQLITE_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../../migrations/sqlite/0001_initial.sql"),
-}];
+const SQLITE_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../../migrations/sqlite/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "staff_login",
+        sql: include_str!("../../migrations/sqlite/0002_staff_login.sql"),
+    },
+];
 
-const POSTGRES_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../../migrations/postgres/0001_initial.sql"),
-}];
+const POSTGRES_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../../migrations/postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "staff_login",
+        sql: include_str!("../../migrations/postgres/0002_staff_login.sql"),
+    },
+];
 
 #[derive(Clone)]
 pub struct Db {

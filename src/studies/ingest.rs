@@ -83,7 +83,10 @@ pub async fn ingest_files(
                         duplicates: 0,
                     });
                 match outcome {
-                    Outcome::Stored => entry.accepted += 1,
+                    Outcome::Stored => {
+                        crate::metrics::INSTANCES_STORED.inc();
+                        entry.accepted += 1
+                    }
                     Outcome::Duplicate => entry.duplicates += 1,
                 }
             }
@@ -97,6 +100,7 @@ pub async fn ingest_files(
             }
         }
     }
+    crate::metrics::INSTANCES_REJECTED.add(rejected.len() as u64);
     for s in per_study.values() {
         audit::record(
             svc,

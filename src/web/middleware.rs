@@ -134,6 +134,7 @@ pub async fn request_context(
             HeaderValue::from_static("max-age=63072000; includeSubDomains"),
         );
     }
+    crate::metrics::record_status(res.status().as_u16());
     tracing::info!(
         request_id,
         method = %method,

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod middleware;
@@ -65,6 +66,8 @@ pub fn router(svc: Arc<Services>) -> Router {
         // anyone
         .route("/", get(|| async { Redirect::to("/access") }))
         .route("/static/{name}", get(assets::get_static))
+        .route("/api/openapi.json", get(docs::get_openapi))
+        .route("/api/docs", get(docs::get_docs))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .fallback(|| async { error::WebError::not_found() })

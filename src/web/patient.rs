@@ -74,8 +74,14 @@ fn sign_in_result(
     ask_code: bool,
 ) -> Response {
     match result {
-        Ok(session) => signed_in(svc, &session),
-        Err(AccessError::Denied) => denied_page(headers, action, ask_code),
+        Ok(session) => {
+            crate::metrics::SIGNIN_OK.inc();
+            signed_in(svc, &session)
+        }
+        Err(AccessError::Denied) => {
+            crate::metrics::SIGNIN_DENIED.inc();
+            denied_page(headers, action, ask_code)
+        }
         Err(e) => WebError::from(e).into_response(),
     }
 }

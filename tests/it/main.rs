@@ -8,4 +8,5 @@ mod demo_binary;
 mod helpers;
 mod journey;
 mod keys;
+mod openapi;
 mod storage_safety;
