@@ -132,6 +132,8 @@ impl Db {
         Ok(())
     }
 
+    // One parameter per column of a flat row insert.
+    #[allow(clippy::too_many_arguments)]
     pub async fn insert_staff_session(
         &self,
         id_hash: &str,
