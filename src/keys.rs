@@ -284,6 +284,34 @@ impl KeyRing {
                 seal_record(&new_kek, &new_key.id, &patient_id, &plain),
             ));
         }
+        // TOTP seeds are sealed under the current practice key.
+        let practice = db
+            .practice(practice_id)
+            .await?
+            .ok_or_else(|| KeyError::UnknownKey(practice_id.into()))?;
+        let old_kek = self.practice_key(db, &practice.kek_id).await?;
+        let mut resealed_seeds = Vec::new();
+        for user in db.staff_of_practice(practice_id).await? {
+            if let Some(sealed) = &user.totp_sealed {
+                let seed = crate::crypto::wrap::open(
+                    &old_kek,
+                    &practice.kek_id,
+                    WrapPurpose::Secret,
+                    &user.id,
+                    sealed,
+                )
+                .map_err(|_| KeyError::Unwrap)?;
+                let again = crate::crypto::wrap::seal(
+                    &mut rand::rngs::OsRng,
+                    &new_kek,
+                    &new_key.id,
+                    WrapPurpose::Secret,
+                    &user.id,
+                    &seed,
+                );
+                resealed_seeds.push((user.id.clone(), again));
+            }
+        }
         let mut rewrapped = Vec::new();
         for study in db.study_keys_of_practice(practice_id).await? {
             let dek = self.study_key(db, &study).await?;
@@ -297,8 +325,15 @@ impl KeyRing {
             );
             rewrapped.push((study.id, w));
         }
-        db.rotate_practice_key(practice_id, &new_key, &rewrapped, &resealed, now)
-            .await?;
+        db.rotate_practice_key(
+            practice_id,
+            &new_key,
+            &rewrapped,
+            &resealed,
+            &resealed_seeds,
+            now,
+        )
+        .await?;
         Ok(rewrapped.len())
     }
 

@@ -2,4 +2,5 @@
 
 pub mod api_clients;
 pub mod passwords;
+pub mod staff;
 pub mod totp;

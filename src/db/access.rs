@@ -266,3 +266,20 @@ impl Db {
         Ok(())
     }
 }
+
+impl Db {
+    pub async fn grants_of_study(
+        &self,
+        practice_id: &str,
+        study_id: &str,
+    ) -> DbResult<Vec<GrantRow>> {
+        let sql =
+            format!("{GRANT_SELECT} WHERE practice_id = $1 AND study_id = $2 ORDER BY created_at");
+        let rows = sqlx::query(&sql)
+            .bind(practice_id)
+            .bind(study_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(grant_from).collect()
+    }
+}

@@ -192,12 +192,15 @@ impl Db {
 
     /// Practice key rotation: the new key becomes current, every study key of the
     /// practice is rewrapped under it, and the old key row is destroyed.
+    // One slice per kind of row the new key re-covers, all in one transaction.
+    #[allow(clippy::too_many_arguments)]
     pub async fn rotate_practice_key(
         &self,
         practice_id: &str,
         new_key: &PracticeKeyRow,
         rewrapped_studies: &[(String, Vec<u8>)],
         resealed_patients: &[(String, String, Vec<u8>)],
+        resealed_totp: &[(String, Vec<u8>)],
         now: i64,
     ) -> DbResult<()> {
         let mut tx = self.pool().begin().await?;
@@ -229,6 +232,16 @@ impl Db {
             .bind(patient_key.as_str())
             .bind(sealed.clone())
             .bind(patient_id.as_str())
+            .bind(practice_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (user_id, sealed) in resealed_totp {
+            sqlx::query(
+                "UPDATE staff_users SET totp_sealed = $1 WHERE id = $2 AND practice_id = $3",
+            )
+            .bind(sealed.clone())
+            .bind(user_id.as_str())
             .bind(practice_id)
             .execute(&mut *tx)
             .await?;

@@ -174,3 +174,109 @@ pub async fn audit_log(
         .ok_or(StudyError::NotFound)?;
     Ok(svc.db.audit_of_study(practice_id, study_id).await?)
 }
+
+/// What staff search for in the study list.
+#[derive(Debug, Clone, Default)]
+pub struct StudyFilter {
+    /// Matches patient name (case and umlaut tolerant), patient ID, birth date or accession.
+    pub text: String,
+    pub modality: String,
+    /// `YYYYMMDD`, inclusive.
+    pub date_from: String,
+    pub date_to: String,
+}
+
+/// Lower case, umlauts spelled out, other accents dropped, DICOM name separators as
+/// spaces: "Müller^Jürgen" and "mueller juergen" meet.
+pub fn fold_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars().flat_map(char::to_lowercase) {
+        match c {
+            'ä' => out.push_str("ae"),
+            'ö' => out.push_str("oe"),
+            'ü' => out.push_str("ue"),
+            'ß' => out.push_str("ss"),
+            'à' | 'á' | 'â' | 'ã' | 'å' => out.push('a'),
+            'è' | 'é' | 'ê' | 'ë' => out.push('e'),
+            'ì' | 'í' | 'î' | 'ï' | 'ı' => out.push('i'),
+            'ò' | 'ó' | 'ô' | 'õ' | 'ø' => out.push('o'),
+            'ù' | 'ú' | 'û' => out.push('u'),
+            'ç' => out.push('c'),
+            'ş' | 'š' => out.push('s'),
+            'ñ' => out.push('n'),
+            '^' | ',' | '-' | '.' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl StudyFilter {
+    pub fn matches(&self, s: &StudySummary) -> bool {
+        let text_ok = self.text.trim().is_empty() || {
+            let q = fold_text(&self.text);
+            let digits: String = self.text.chars().filter(char::is_ascii_digit).collect();
+            let name = fold_text(&s.patient_name);
+            // Every word of the query in the name, in any order ("juergen mueller").
+            q.split(' ').all(|w| name.contains(w))
+                || fold_text(&s.patient_id).contains(&q)
+                || fold_text(&s.accession).contains(&q)
+                || (digits.len() >= 4 && birth_date_matches(&s.patient_birth_date, &self.text))
+        };
+        let modality_ok = self.modality.trim().is_empty()
+            || s.modalities
+                .split(',')
+                .any(|m| m.eq_ignore_ascii_case(self.modality.trim()));
+        let from_ok = self.date_from.is_empty() || s.study_date.as_str() >= self.date_from.as_str();
+        let to_ok = self.date_to.is_empty() || s.study_date.as_str() <= self.date_to.as_str();
+        text_ok && modality_ok && from_ok && to_ok
+    }
+}
+
+/// Accepts `YYYYMMDD`, `YYYY-MM-DD` and `DD.MM.YYYY`.
+fn birth_date_matches(stored: &str, query: &str) -> bool {
+    let q = query.trim();
+    let normalized = if let [d, m, y] = q.split('.').collect::<Vec<_>>()[..] {
+        format!("{y:0>4}{m:0>2}{d:0>2}")
+    } else {
+        q.replace('-', "")
+    };
+    !stored.is_empty() && stored == normalized
+}
+
+/// The practice's studies that match, newest first, at most `limit`.
+pub async fn search(
+    svc: &Services,
+    practice_id: &str,
+    filter: &StudyFilter,
+    limit: usize,
+) -> Result<Vec<StudySummary>, StudyError> {
+    // Patient details are sealed, so matching happens after opening them.
+    let records = svc.db.list_studies(practice_id, 100_000, 0).await?;
+    let mut out = Vec::new();
+    for rec in records {
+        let (summary, _) = open_record(svc, rec).await?;
+        if filter.matches(&summary) {
+            out.push(summary);
+            if out.len() >= limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folding_meets_umlauts_and_case() {
+        assert_eq!(fold_text("Müller^Jürgen"), "mueller juergen");
+        assert_eq!(fold_text("  MUELLER,  Jürgen "), "mueller juergen");
+        assert_eq!(fold_text("Öztürk^Ayşe"), "oeztuerk ayse");
+        assert!(birth_date_matches("19630514", "14.05.1963"));
+        assert!(birth_date_matches("19630514", "1963-05-14"));
+        assert!(!birth_date_matches("19630514", "1963-05-15"));
+    }
+}

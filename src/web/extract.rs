@@ -126,3 +126,114 @@ impl FromRequestParts<Arc<Services>> for PatientSession {
         }
     }
 }
+
+pub fn staff_cookie_name(svc: &Services) -> &'static str {
+    if svc.secure_cookies {
+        "__Host-lk_staff"
+    } else {
+        "lk_staff"
+    }
+}
+
+pub fn staff_cookie(svc: &Services, value: &str) -> String {
+    let secure = if svc.secure_cookies { "; Secure" } else { "" };
+    format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Strict{secure}",
+        staff_cookie_name(svc)
+    )
+}
+
+pub fn clear_staff_cookie(svc: &Services) -> String {
+    let secure = if svc.secure_cookies { "; Secure" } else { "" };
+    format!(
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}",
+        staff_cookie_name(svc)
+    )
+}
+
+async fn staff_scope(
+    parts: &Parts,
+    svc: &Services,
+) -> Result<Option<crate::auth::staff::StaffScope>, Response> {
+    let Some(token) = cookie_value(parts, staff_cookie_name(svc)) else {
+        return Ok(None);
+    };
+    crate::auth::staff::check(svc, token)
+        .await
+        .map_err(|e| WebError::internal(e).into_response())
+}
+
+fn to_login(parts: &Parts) -> Response {
+    if parts.uri.path().starts_with("/practice/api/") {
+        WebError::new(
+            StatusCode::UNAUTHORIZED,
+            "signed_out",
+            "Please sign in again.",
+        )
+        .into_response()
+    } else {
+        Redirect::to("/login").into_response()
+    }
+}
+
+/// A fully signed-in staff member (password and TOTP).
+pub struct StaffSession(pub crate::auth::staff::StaffScope);
+
+impl FromRequestParts<Arc<Services>> for StaffSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        svc: &Arc<Services>,
+    ) -> Result<Self, Self::Rejection> {
+        match staff_scope(parts, svc).await? {
+            Some(s) if s.full => Ok(StaffSession(s)),
+            _ => {
+                tracing::info!("staff page without a full session");
+                Err(to_login(parts))
+            }
+        }
+    }
+}
+
+/// An admin of the practice.
+pub struct AdminSession(pub crate::auth::staff::StaffScope);
+
+impl FromRequestParts<Arc<Services>> for AdminSession {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        svc: &Arc<Services>,
+    ) -> Result<Self, Self::Rejection> {
+        let StaffSession(s) = StaffSession::from_request_parts(parts, svc).await?;
+        if s.is_admin {
+            Ok(AdminSession(s))
+        } else {
+            tracing::info!("admin page refused to a staff role");
+            Err(WebError::new(
+                StatusCode::FORBIDDEN,
+                "admins_only",
+                "Only administrators may do this.",
+            )
+            .into_response())
+        }
+    }
+}
+
+/// A staff member between password and TOTP (or in the first-login steps).
+pub struct PendingStaff(pub crate::auth::staff::StaffScope);
+
+impl FromRequestParts<Arc<Services>> for PendingStaff {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        svc: &Arc<Services>,
+    ) -> Result<Self, Self::Rejection> {
+        match staff_scope(parts, svc).await? {
+            Some(s) if !s.full => Ok(PendingStaff(s)),
+            _ => Err(Redirect::to("/login").into_response()),
+        }
+    }
+}

@@ -21,7 +21,10 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-
                    connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 fn json_path(path: &str) -> bool {
-    path.starts_with("/api/") || path.starts_with("/dicomweb/") || path.starts_with("/view/api/")
+    path.starts_with("/api/")
+        || path.starts_with("/dicomweb/")
+        || path.starts_with("/view/api/")
+        || path.starts_with("/practice/api/")
 }
 
 /// A route name for logs: the path with ids and tokens replaced.

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod middleware;
 pub mod pages;
 pub mod patient;
+pub mod staff;
 
 use crate::app::Services;
 use axum::Router;
@@ -60,9 +61,31 @@ pub fn router(svc: Arc<Services>) -> Router {
         .route("/view/api/heartbeat", post(patient::post_heartbeat))
         .route("/view/logout", post(patient::post_logout))
         .layer(DefaultBodyLimit::max(FORM_LIMIT));
+    let practice = Router::new()
+        // anyone: staff sign-in (password, then TOTP)
+        .route("/login", get(staff::get_login).post(staff::post_login))
+        // a staff member half-way through the first sign-in (PendingStaff)
+        .route("/login/password", post(staff::post_login_password))
+        // a signed-in staff member (StaffSession), own practice only
+        .route("/logout", post(staff::post_logout))
+        .route("/practice", get(staff::get_studies))
+        .route("/practice/studies/{id}", get(staff::get_study))
+        .route("/practice/studies/{id}/grants", post(staff::post_grant))
+        .route("/practice/studies/{id}/delete", post(staff::post_delete))
+        .route("/practice/grants/{id}/revoke", post(staff::post_revoke))
+        .route(
+            "/practice/api/studies/{study}/instances/{instance}/rendered",
+            get(staff::get_rendered),
+        )
+        .route("/practice/upload", get(staff::get_upload))
+        .route(
+            "/practice/api/upload",
+            post(staff::post_upload).layer(DefaultBodyLimit::max(upload_limit)),
+        );
     Router::new()
         .merge(api)
         .merge(patient)
+        .merge(practice)
         // anyone
         .route("/", get(|| async { Redirect::to("/access") }))
         .route("/static/{name}", get(assets::get_static))

@@ -9,4 +9,5 @@ mod helpers;
 mod journey;
 mod keys;
 mod openapi;
+mod staff;
 mod storage_safety;

@@ -1,0 +1,710 @@
+//! Practice staff: sign-in (password, then TOTP; first sign-in changes the password
+//! and enrols TOTP), the study list and detail, grants, deletion and upload.
+
+use super::error::{WebError, busy};
+use super::extract::{PendingStaff, StaffSession, clear_staff_cookie, staff_cookie};
+use super::pages::{ImageView, SeriesView, Texts, render, texts};
+use crate::access::{self, IssuedGrant};
+use crate::app::Services;
+use crate::audit::Actor;
+use crate::auth::passwords::HashError;
+use crate::auth::staff::{self, NextStep, StaffAuthError, StaffScope};
+use crate::clock::{format_date, format_datetime};
+use crate::dicom::{display_date, display_person_name};
+use crate::domain::{Audience, is_valid_id};
+use crate::studies::upload::{Rejection, UploadLimits, UploadedFile, expand_body, label};
+use crate::studies::view::{self, StudyFilter};
+use crate::studies::{StudySummary, ingest};
+use askama::Template;
+use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Form, Json};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+type Svc = State<Arc<Services>>;
+
+fn with_cookie(mut res: Response, cookie: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(cookie) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+    res
+}
+
+fn csrf_ok(scope: &StaffScope, presented: &str) -> bool {
+    !presented.is_empty() && bool::from(presented.as_bytes().ct_eq(scope.csrf_token.as_bytes()))
+}
+
+fn csrf_refused() -> WebError {
+    WebError::new(
+        StatusCode::FORBIDDEN,
+        "csrf",
+        "The form has expired. Please reload the page and try again.",
+    )
+}
+
+fn auth_error(e: StaffAuthError) -> WebError {
+    match e {
+        StaffAuthError::Hash(HashError::Busy) => busy(),
+        other => WebError::internal(other),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    t: &'static Texts,
+    mode: &'static str,
+    error: Option<String>,
+    csrf: String,
+    qr_svg: String,
+    secret: String,
+}
+
+fn qr_svg(data: &str) -> String {
+    match qrcode::QrCode::new(data.as_bytes()) {
+        Ok(code) => code
+            .render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(220, 220)
+            .quiet_zone(true)
+            .build(),
+        Err(_) => String::new(),
+    }
+}
+
+async fn step_page(
+    svc: &Services,
+    t: &'static Texts,
+    scope: &StaffScope,
+    error: Option<String>,
+) -> Result<Response, WebError> {
+    let page = match scope.next_step {
+        NextStep::ChangePassword => LoginPage {
+            t,
+            mode: "change_password",
+            error,
+            csrf: scope.csrf_token.clone(),
+            qr_svg: String::new(),
+            secret: String::new(),
+        },
+        NextStep::EnrolTotp => {
+            let uri = staff::enrolment_uri(svc, scope).await.map_err(auth_error)?;
+            let secret = uri
+                .split("secret=")
+                .nth(1)
+                .and_then(|s| s.split('&').next())
+                .unwrap_or("")
+                .to_string();
+            LoginPage {
+                t,
+                mode: "enrol",
+                error,
+                csrf: scope.csrf_token.clone(),
+                qr_svg: qr_svg(&uri),
+                secret,
+            }
+        }
+        NextStep::Totp => LoginPage {
+            t,
+            mode: "totp",
+            error,
+            csrf: scope.csrf_token.clone(),
+            qr_svg: String::new(),
+            secret: String::new(),
+        },
+    };
+    let status = if page.error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    Ok(render(status, &page))
+}
+
+fn credentials_page(t: &'static Texts, error: Option<String>) -> Response {
+    let status = if error.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    render(
+        status,
+        &LoginPage {
+            t,
+            mode: "credentials",
+            error,
+            csrf: String::new(),
+            qr_svg: String::new(),
+            secret: String::new(),
+        },
+    )
+}
+
+/// Who: anyone. The sign-in form, or the next step of a sign-in under way.
+pub async fn get_login(
+    State(svc): Svc,
+    headers: HeaderMap,
+    pending: Result<PendingStaff, Response>,
+) -> Result<Response, WebError> {
+    let t = texts(&headers);
+    match pending {
+        Ok(PendingStaff(scope)) => step_page(&svc, t, &scope, None).await,
+        Err(_) => Ok(credentials_page(t, None)),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct LoginForm {
+    username: Option<String>,
+    password: Option<String>,
+    totp: Option<String>,
+}
+
+/// Who: anyone. Form fields `username` + `password`, then `totp`.
+pub async fn post_login(
+    State(svc): Svc,
+    headers: HeaderMap,
+    pending: Result<PendingStaff, Response>,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, WebError> {
+    let t = texts(&headers);
+    if let Some(code) = form.totp {
+        let Ok(PendingStaff(scope)) = pending else {
+            return Ok(credentials_page(t, Some(t.login_denied.into())));
+        };
+        return match staff::complete(&svc, &scope, &code).await {
+            Ok(token) => Ok(with_cookie(
+                Redirect::to("/practice").into_response(),
+                &staff_cookie(&svc, &token),
+            )),
+            Err(StaffAuthError::Denied) | Err(StaffAuthError::WrongStage) => {
+                // A locked account ends the half sign-in; otherwise the same step again.
+                match staff::check(&svc, cookie_token(&headers, &svc).as_deref().unwrap_or(""))
+                    .await
+                {
+                    Ok(Some(s)) if !s.full => {
+                        step_page(&svc, t, &s, Some(t.login_denied.into())).await
+                    }
+                    _ => Ok(credentials_page(t, Some(t.login_denied.into()))),
+                }
+            }
+            Err(e) => Err(auth_error(e)),
+        };
+    }
+    let (Some(username), Some(password)) = (form.username, form.password) else {
+        return Ok(credentials_page(t, Some(t.login_denied.into())));
+    };
+    match staff::begin(&svc, &username, &password).await {
+        Ok(token) => Ok(with_cookie(
+            Redirect::to("/login").into_response(),
+            &staff_cookie(&svc, &token),
+        )),
+        Err(StaffAuthError::Denied) => Ok(credentials_page(t, Some(t.login_denied.into()))),
+        Err(e) => Err(auth_error(e)),
+    }
+}
+
+fn cookie_token(headers: &HeaderMap, svc: &Services) -> Option<String> {
+    let name = super::extract::staff_cookie_name(svc);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+#[derive(serde::Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    csrf: String,
+    new_password: String,
+    repeat_password: String,
+}
+
+/// Who: a staff member in the first-sign-in step "change password".
+pub async fn post_login_password(
+    State(svc): Svc,
+    headers: HeaderMap,
+    PendingStaff(scope): PendingStaff,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, WebError> {
+    if !csrf_ok(&scope, &form.csrf) {
+        return Err(csrf_refused());
+    }
+    let t = texts(&headers);
+    match staff::change_password(&svc, &scope, &form.new_password, &form.repeat_password).await {
+        Ok(()) => Ok(Redirect::to("/login").into_response()),
+        Err(StaffAuthError::WeakPassword(why)) => {
+            step_page(&svc, t, &scope, Some(why.to_string())).await
+        }
+        Err(StaffAuthError::WrongStage) => Ok(Redirect::to("/login").into_response()),
+        Err(e) => Err(auth_error(e)),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// Who: a signed-in staff member. Ends the session and clears the site's data.
+pub async fn post_logout(
+    State(svc): Svc,
+    StaffSession(scope): StaffSession,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, WebError> {
+    if !csrf_ok(&scope, &form.csrf) {
+        return Err(csrf_refused());
+    }
+    staff::logout(&svc, &scope).await?;
+    let mut res = Redirect::to("/login").into_response();
+    res.headers_mut().insert(
+        "clear-site-data",
+        HeaderValue::from_static("\"cache\", \"cookies\", \"storage\""),
+    );
+    Ok(with_cookie(res, &clear_staff_cookie(&svc)))
+}
+
+struct StudyRow {
+    id: String,
+    patient_name: String,
+    birth_date: String,
+    patient_id: String,
+    study_date: String,
+    description: String,
+    modalities: String,
+    instance_count: i64,
+}
+
+#[derive(Template)]
+#[template(path = "practice_studies.html")]
+struct StudiesPage {
+    t: &'static Texts,
+    staff: StaffScope,
+    rows: Vec<StudyRow>,
+    q: String,
+    modality: String,
+    from: String,
+    to: String,
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct ListQuery {
+    q: Option<String>,
+    modality: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn limited(s: Option<String>, max: usize) -> String {
+    s.unwrap_or_default().chars().take(max).collect()
+}
+
+/// Who: a signed-in staff member; only the own practice's studies.
+pub async fn get_studies(
+    State(svc): Svc,
+    headers: HeaderMap,
+    StaffSession(staff): StaffSession,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, WebError> {
+    let (text, modality, from, to) = (
+        limited(q.q, 100),
+        limited(q.modality, 16),
+        limited(q.from, 10),
+        limited(q.to, 10),
+    );
+    let filter = StudyFilter {
+        text: text.clone(),
+        modality: modality.clone(),
+        date_from: from.replace('-', ""),
+        date_to: to.replace('-', ""),
+    };
+    let studies = view::search(&svc, &staff.practice_id, &filter, 200).await?;
+    let rows = studies
+        .into_iter()
+        .map(|s: StudySummary| StudyRow {
+            patient_name: display_person_name(&s.patient_name),
+            birth_date: display_date(&s.patient_birth_date),
+            study_date: display_date(&s.study_date),
+            id: s.id,
+            patient_id: s.patient_id,
+            description: s.description,
+            modalities: s.modalities,
+            instance_count: s.instance_count,
+        })
+        .collect();
+    Ok(render(
+        StatusCode::OK,
+        &StudiesPage {
+            t: texts(&headers),
+            staff,
+            rows,
+            q: text,
+            modality,
+            from,
+            to,
+        },
+    ))
+}
+
+struct GrantView {
+    id: String,
+    audience: String,
+    expires: String,
+    state: String,
+    revocable: bool,
+}
+
+struct HistoryRow {
+    when: String,
+    who: String,
+    what: String,
+}
+
+struct IssuedView {
+    access_code: String,
+    password: String,
+    link: String,
+    expires: String,
+}
+
+#[derive(Template)]
+#[template(path = "practice_study.html")]
+struct StudyPage {
+    t: &'static Texts,
+    staff: StaffScope,
+    study: StudySummary,
+    patient_name: String,
+    birth_date: String,
+    study_date: String,
+    series: Vec<SeriesView>,
+    grants: Vec<GrantView>,
+    history: Vec<HistoryRow>,
+    issued: Option<IssuedView>,
+    default_days: i64,
+}
+
+async fn study_page(
+    svc: &Services,
+    t: &'static Texts,
+    staff: StaffScope,
+    study_id: &str,
+    issued: Option<IssuedGrant>,
+) -> Result<Response, WebError> {
+    let detail = view::detail(svc, &staff.practice_id, study_id).await?;
+    let now = svc.clock.now();
+    let grants = svc
+        .db
+        .grants_of_study(&staff.practice_id, study_id)
+        .await?
+        .into_iter()
+        .map(|g| {
+            let state = if g.revoked_at.is_some() {
+                "widerrufen / revoked"
+            } else if g.locked_at.is_some() {
+                "gesperrt / locked"
+            } else if g.expires_at <= now {
+                "abgelaufen / expired"
+            } else {
+                "aktiv / active"
+            };
+            GrantView {
+                revocable: g.revoked_at.is_none() && g.expires_at > now,
+                id: g.id,
+                audience: g.audience,
+                expires: format_date(g.expires_at),
+                state: state.into(),
+            }
+        })
+        .collect();
+    let history = view::audit_log(svc, &staff.practice_id, study_id)
+        .await?
+        .into_iter()
+        .rev()
+        .map(|e| HistoryRow {
+            when: format_datetime(e.at),
+            who: e.actor_kind,
+            what: e.action,
+        })
+        .collect();
+    let series = detail
+        .series
+        .iter()
+        .map(|s| SeriesView {
+            number: s.series.series_number,
+            description: s.series.description.clone(),
+            modality: s.series.modality.clone(),
+            images: s
+                .instances
+                .iter()
+                .map(|i| ImageView {
+                    src: format!(
+                        "/practice/api/studies/{study_id}/instances/{}/rendered",
+                        i.id
+                    ),
+                    number: i.instance_number,
+                    width: i.columns,
+                    height: i.rows,
+                })
+                .collect(),
+        })
+        .collect();
+    let default_days = svc
+        .db
+        .practice(&staff.practice_id)
+        .await?
+        .map(|p| p.default_access_days)
+        .unwrap_or(90);
+    let issued = issued.map(|g| IssuedView {
+        access_code: g.access_code,
+        password: g.password,
+        link: g.link,
+        expires: format_date(g.expires_at),
+    });
+    Ok(render(
+        StatusCode::OK,
+        &StudyPage {
+            t,
+            patient_name: display_person_name(&detail.study.patient_name),
+            birth_date: display_date(&detail.study.patient_birth_date),
+            study_date: display_date(&detail.study.study_date),
+            study: detail.study,
+            staff,
+            series,
+            grants,
+            history,
+            issued,
+            default_days,
+        },
+    ))
+}
+
+fn checked_id(id: &str) -> Result<&str, WebError> {
+    if is_valid_id(id) {
+        Ok(id)
+    } else {
+        Err(WebError::not_found())
+    }
+}
+
+/// Who: a signed-in staff member of the study's practice (others get 404).
+pub async fn get_study(
+    State(svc): Svc,
+    headers: HeaderMap,
+    StaffSession(staff): StaffSession,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    study_page(&svc, texts(&headers), staff, checked_id(&id)?, None).await
+}
+
+#[derive(serde::Deserialize)]
+pub struct GrantForm {
+    #[serde(default)]
+    csrf: String,
+    days: Option<i64>,
+    audience: Option<Audience>,
+}
+
+/// Who: a signed-in staff member. Shows the new code and password once.
+pub async fn post_grant(
+    State(svc): Svc,
+    headers: HeaderMap,
+    StaffSession(staff): StaffSession,
+    Path(id): Path<String>,
+    Form(form): Form<GrantForm>,
+) -> Result<Response, WebError> {
+    if !csrf_ok(&staff, &form.csrf) {
+        return Err(csrf_refused());
+    }
+    let days = form.days.unwrap_or(90);
+    if !(1..=access::MAX_GRANT_DAYS).contains(&days) {
+        return Err(WebError::bad_request(
+            "invalid_request",
+            "The validity must be between 1 and 1825 days.",
+        ));
+    }
+    let id = checked_id(&id)?;
+    let issued = access::issue_grant(
+        &svc,
+        &staff.practice_id,
+        id,
+        form.audience.unwrap_or(Audience::Patient),
+        Some(svc.clock.now() + days * 86_400),
+        &Actor::Staff(staff.user_id.clone()),
+    )
+    .await?;
+    study_page(&svc, texts(&headers), staff, id, Some(issued)).await
+}
+
+/// Who: a signed-in staff member of the grant's practice.
+pub async fn post_revoke(
+    State(svc): Svc,
+    StaffSession(staff): StaffSession,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, WebError> {
+    if !csrf_ok(&staff, &form.csrf) {
+        return Err(csrf_refused());
+    }
+    let grant = svc
+        .db
+        .grant(&staff.practice_id, checked_id(&id)?)
+        .await?
+        .ok_or_else(WebError::not_found)?;
+    access::revoke_grant(
+        &svc,
+        &staff.practice_id,
+        &grant.id,
+        &Actor::Staff(staff.user_id.clone()),
+    )
+    .await?;
+    Ok(Redirect::to(&format!("/practice/studies/{}", grant.study_id)).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct DeleteForm {
+    #[serde(default)]
+    csrf: String,
+    confirm: Option<String>,
+}
+
+/// Who: a signed-in staff member. Needs the confirmation box ticked.
+pub async fn post_delete(
+    State(svc): Svc,
+    StaffSession(staff): StaffSession,
+    Path(id): Path<String>,
+    Form(form): Form<DeleteForm>,
+) -> Result<Response, WebError> {
+    if !csrf_ok(&staff, &form.csrf) {
+        return Err(csrf_refused());
+    }
+    if form.confirm.as_deref() != Some("yes") {
+        return Err(WebError::bad_request(
+            "confirmation_missing",
+            "Please confirm the deletion.",
+        ));
+    }
+    view::delete(
+        &svc,
+        &staff.practice_id,
+        checked_id(&id)?,
+        &Actor::Staff(staff.user_id.clone()),
+    )
+    .await?;
+    Ok(Redirect::to("/practice").into_response())
+}
+
+/// Who: a signed-in staff member; images of the own practice's studies only.
+pub async fn get_rendered(
+    State(svc): Svc,
+    StaffSession(staff): StaffSession,
+    Path((study, instance)): Path<(String, String)>,
+) -> Result<Response, WebError> {
+    let png = view::render_png(
+        &svc,
+        &staff.practice_id,
+        checked_id(&study)?,
+        checked_id(&instance)?,
+        0,
+    )
+    .await?;
+    let mut res = ([(header::CONTENT_TYPE, "image/png")], png).into_response();
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    Ok(res)
+}
+
+#[derive(Template)]
+#[template(path = "practice_upload.html")]
+struct UploadPage {
+    t: &'static Texts,
+    staff: StaffScope,
+}
+
+/// Who: a signed-in staff member.
+pub async fn get_upload(headers: HeaderMap, StaffSession(staff): StaffSession) -> Response {
+    render(
+        StatusCode::OK,
+        &UploadPage {
+            t: texts(&headers),
+            staff,
+        },
+    )
+}
+
+/// Who: a signed-in staff member (CSRF token in `X-CSRF-Token`). One request per file
+/// or ZIP, so the browser shows progress per file and memory stays per file.
+pub async fn post_upload(
+    State(svc): Svc,
+    StaffSession(staff): StaffSession,
+    req: Request,
+) -> Result<Response, WebError> {
+    let presented = req
+        .headers()
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !csrf_ok(&staff, presented) {
+        return Err(csrf_refused());
+    }
+    let max = svc.config.max_upload_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max) {
+        return Err(WebError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "upload_too_large",
+            format!("Uploads are limited to {max} bytes."),
+        ));
+    }
+    let limits = UploadLimits {
+        max_files: svc.config.max_upload_files,
+        max_file_bytes: max,
+        max_total_bytes: max.saturating_mul(4),
+        max_ratio: 200,
+    };
+    let mut files: Vec<UploadedFile> = Vec::new();
+    let mut rejected: Vec<Rejection> = Vec::new();
+    let mut multipart = Multipart::from_request(req, &svc)
+        .await
+        .map_err(|_| WebError::bad_request("bad_multipart", "The upload cannot be read."))?;
+    while let Some(field) = multipart
+        .next_field()
+        .await
+        .map_err(|_| WebError::bad_request("bad_multipart", "The upload cannot be read."))?
+    {
+        let name = label(field.file_name().unwrap_or("upload"));
+        let bytes = field.bytes().await.map_err(|_| {
+            WebError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "upload_too_large",
+                "The upload is larger than allowed.",
+            )
+        })?;
+        if bytes.is_empty() {
+            rejected.push(Rejection::new(&name, "empty_file", "The file is empty."));
+            continue;
+        }
+        expand_body(&name, bytes, &limits, &mut files, &mut rejected)
+            .map_err(|e| WebError::bad_request(e.code(), e.to_string()))?;
+    }
+    let report = ingest::ingest_files(
+        &svc,
+        &staff.practice_id,
+        &Actor::Staff(staff.user_id.clone()),
+        files,
+        rejected,
+    )
+    .await?;
+    Ok(Json(report).into_response())
+}
