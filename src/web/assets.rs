@@ -15,6 +15,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../viewer/viewer.js"),
     ),
+    (
+        "upload.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../viewer/upload.js"),
+    ),
 ];
 
 /// Who: anyone. No patient data here, so browsers may cache it briefly.

@@ -92,6 +92,12 @@ async fn rotation_keeps_objects_readable_and_old_root_removable() {
         .await
         .expect("list");
     assert_eq!(list["studies"].as_array().expect("studies").len(), 1);
+    // TOTP seeds were resealed under the new practice key: staff can still sign in.
+    let session = super::staff::sign_in(&app, &demo).await;
+    assert_eq!(
+        app.get_with_cookie("/practice", &session).await.status(),
+        200
+    );
 }
 
 #[tokio::test]
