@@ -121,3 +121,29 @@ pub async fn create_api_client(
     .await?;
     Ok(issued)
 }
+
+/// The first admin's letter (one-time password, TOTP QR code, sign-in address).
+pub async fn admin_letter(svc: &Services, created: &NewPractice) -> anyhow::Result<Vec<u8>> {
+    let practice = svc
+        .db
+        .practice(&created.practice_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("practice vanished"))?;
+    let uri = format!(
+        "otpauth://totp/Lichtkasten:{}?secret={}&issuer=Lichtkasten&algorithm=SHA1&digits=6&period=30",
+        created.admin_username, created.totp_secret
+    );
+    let login_url = format!("{}/login", svc.public_url);
+    Ok(crate::letters::staff_letter(&crate::letters::StaffLetter {
+        practice: crate::letters::PracticeHeader {
+            name: &practice.name,
+            address: &practice.address,
+        },
+        display_name: &created.admin_username,
+        username: &created.admin_username,
+        one_time_password: &created.admin_password,
+        totp_uri: &uri,
+        totp_secret: &created.totp_secret,
+        login_url: &login_url,
+    }))
+}

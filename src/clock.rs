@@ -65,3 +65,12 @@ pub fn format_datetime(unix: i64) -> String {
         Err(_) => String::new(),
     }
 }
+
+/// `DD.MM.YYYY` (UTC), as German letters write dates.
+pub fn format_date_de(unix: i64) -> String {
+    let iso = format_date(unix);
+    match (iso.get(..4), iso.get(5..7), iso.get(8..10)) {
+        (Some(y), Some(m), Some(d)) => format!("{d}.{m}.{y}"),
+        _ => iso,
+    }
+}

@@ -16,6 +16,7 @@ pub mod demo;
 pub mod dicom;
 pub mod domain;
 pub mod keys;
+pub mod letters;
 pub mod metrics;
 pub mod studies;
 pub mod web;

@@ -62,6 +62,9 @@ enum PracticeCommand {
         admin: String,
         #[arg(long, default_value = "")]
         admin_name: String,
+        /// Folder for the admin's letter (PDF with one-time password and TOTP QR code).
+        #[arg(long, default_value = ".")]
+        letter_dir: PathBuf,
     },
     /// Add an API client to a practice; prints its id and secret once.
     ApiClient {
@@ -154,6 +157,7 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                     name,
                     admin,
                     admin_name,
+                    letter_dir,
                 } => {
                     let display = if admin_name.is_empty() {
                         admin.clone()
@@ -162,7 +166,15 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                     };
                     let created =
                         lichtkasten::admin::create_practice(&svc, &name, &admin, &display).await?;
-                    println!("{}", serde_json::to_string(&created)?);
+                    let pdf = lichtkasten::admin::admin_letter(&svc, &created).await?;
+                    let path = letter_dir
+                        .join(format!("lichtkasten-zugang-{}.pdf", created.admin_username));
+                    write_private(&path, &pdf)?;
+                    // The letter holds the secrets; stdout only says where it is.
+                    println!(
+                        "{}",
+                        serde_json::json!({"practice_id": created.practice_id, "admin_username": created.admin_username, "letter": path})
+                    );
                 }
                 PracticeCommand::ApiClient { practice, name } => {
                     let issued =
@@ -197,4 +209,18 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
         }
         Command::Bench { mib } => lichtkasten::bench::encryption(mib),
     }
+}
+
+/// Writes a file only its owner can read: it carries a one-time password.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    f.write_all(bytes)?;
+    Ok(())
 }

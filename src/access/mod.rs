@@ -32,6 +32,31 @@ pub enum AccessError {
     Hash(#[from] HashError),
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Study(#[from] crate::studies::StudyError),
+}
+
+/// What a letter prints; sealed under the study key in the grant row.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LetterData {
+    access_code: String,
+    password: String,
+    link: String,
+}
+
+fn seal_letter(
+    dek: &crate::crypto::Key32,
+    study_id: &str,
+    grant_id: &str,
+    data: &LetterData,
+) -> Result<Vec<u8>, AccessError> {
+    let json = serde_json::to_vec(data).map_err(|_| AccessError::Invalid("letter"))?;
+    Ok(crate::keys::seal_record(
+        dek,
+        study_id,
+        &format!("letter:{grant_id}"),
+        &json,
+    ))
 }
 
 /// What the practice prints on the letter. Shown once; only hashes are stored.
@@ -57,10 +82,12 @@ pub async fn issue_grant(
         .practice(practice_id)
         .await?
         .ok_or(AccessError::NotFound)?;
-    svc.db
+    let record = svc
+        .db
         .study_record(practice_id, study_id)
         .await?
         .ok_or(AccessError::NotFound)?;
+    let (_, dek) = crate::studies::open_record(svc, record).await?;
     let now = svc.clock.now();
     let expires_at = expires_at.unwrap_or(now + practice.default_access_days * 86_400);
     if expires_at <= now || expires_at > now + MAX_GRANT_DAYS * 86_400 {
@@ -74,6 +101,13 @@ pub async fn issue_grant(
     let link_token = new_token(&mut rng);
     let id = new_id(&mut rng);
     let password_hash = svc.hasher.hash(password.expose()).await?;
+    let issued = IssuedGrant {
+        id: id.clone(),
+        access_code: code.display(),
+        password: password.expose().to_string(),
+        link: format!("{}/s/{}", svc.public_url, link_token),
+        expires_at,
+    };
     svc.db
         .insert_grant(
             &NewGrant {
@@ -89,6 +123,17 @@ pub async fn issue_grant(
             now,
         )
         .await?;
+    let sealed = seal_letter(
+        &dek,
+        study_id,
+        &id,
+        &LetterData {
+            access_code: issued.access_code.clone(),
+            password: issued.password.clone(),
+            link: issued.link.clone(),
+        },
+    )?;
+    svc.db.set_grant_letter(&id, &sealed).await?;
     audit::record(
         svc,
         practice_id,
@@ -98,13 +143,7 @@ pub async fn issue_grant(
         &format!("grant={id} audience={}", audience.as_str()),
     )
     .await?;
-    Ok(IssuedGrant {
-        id,
-        access_code: code.display(),
-        password: password.expose().to_string(),
-        link: format!("{}/s/{}", svc.public_url, link_token),
-        expires_at,
-    })
+    Ok(issued)
 }
 
 /// How long a grant with `failures` recent failures makes the next try wait.
@@ -249,4 +288,139 @@ pub async fn revoke_grant(
     )
     .await?;
     Ok(())
+}
+
+/// A new password for a grant (letter lost, or the grant locked): the old password
+/// dies, live sessions end, code and link stay.
+pub async fn reissue_grant(
+    svc: &Services,
+    practice_id: &str,
+    grant_id: &str,
+    actor: &Actor,
+) -> Result<IssuedGrant, AccessError> {
+    let grant = svc
+        .db
+        .grant(practice_id, grant_id)
+        .await?
+        .ok_or(AccessError::NotFound)?;
+    if grant.revoked_at.is_some() || grant.expires_at <= svc.clock.now() {
+        return Err(AccessError::Invalid(
+            "a revoked or expired grant cannot be reissued",
+        ));
+    }
+    let record = svc
+        .db
+        .study_record(practice_id, &grant.study_id)
+        .await?
+        .ok_or(AccessError::NotFound)?;
+    let (_, dek) = crate::studies::open_record(svc, record).await?;
+    let old = open_letter(svc, &dek, &grant).await?;
+    let password = GrantPassword::generate(&mut rand::rngs::OsRng);
+    let hash = svc.hasher.hash(password.expose()).await?;
+    let data = LetterData {
+        access_code: old.access_code,
+        password: password.expose().to_string(),
+        link: old.link,
+    };
+    let sealed = seal_letter(&dek, &grant.study_id, &grant.id, &data)?;
+    if !svc
+        .db
+        .reissue_grant(practice_id, grant_id, &hash, &sealed, svc.clock.now())
+        .await?
+    {
+        return Err(AccessError::NotFound);
+    }
+    audit::record(
+        svc,
+        practice_id,
+        actor,
+        "grant.reissue",
+        Some(&grant.study_id),
+        &format!("grant={grant_id}"),
+    )
+    .await?;
+    Ok(IssuedGrant {
+        id: grant.id,
+        access_code: data.access_code,
+        password: data.password,
+        link: data.link,
+        expires_at: grant.expires_at,
+    })
+}
+
+async fn open_letter(
+    svc: &Services,
+    dek: &crate::crypto::Key32,
+    grant: &GrantRow,
+) -> Result<LetterData, AccessError> {
+    let sealed = svc
+        .db
+        .grant_letter(&grant.id)
+        .await?
+        .ok_or(AccessError::NotFound)?;
+    let plain = crate::keys::open_record(
+        dek,
+        &grant.study_id,
+        &format!("letter:{}", grant.id),
+        &sealed,
+    )
+    .map_err(|_| AccessError::NotFound)?;
+    serde_json::from_slice(&plain).map_err(|_| AccessError::NotFound)
+}
+
+/// The access letter of a live grant as PDF.
+pub async fn grant_letter(
+    svc: &Services,
+    practice_id: &str,
+    grant_id: &str,
+    actor: &Actor,
+) -> Result<Vec<u8>, AccessError> {
+    let grant = svc
+        .db
+        .grant(practice_id, grant_id)
+        .await?
+        .ok_or(AccessError::NotFound)?;
+    if grant.revoked_at.is_some() || grant.expires_at <= svc.clock.now() {
+        return Err(AccessError::Invalid(
+            "a revoked or expired grant has no letter",
+        ));
+    }
+    let practice = svc
+        .db
+        .practice(practice_id)
+        .await?
+        .ok_or(AccessError::NotFound)?;
+    let record = svc
+        .db
+        .study_record(practice_id, &grant.study_id)
+        .await?
+        .ok_or(AccessError::NotFound)?;
+    let (study, dek) = crate::studies::open_record(svc, record).await?;
+    let data = open_letter(svc, &dek, &grant).await?;
+    let start_url = format!("{}/access", svc.public_url);
+    let pdf = crate::letters::access_letter(&crate::letters::AccessLetter {
+        practice: crate::letters::PracticeHeader {
+            name: &practice.name,
+            address: &practice.address,
+        },
+        patient_name: &crate::dicom::display_person_name(&study.patient_name),
+        birth_date: &crate::dicom::display_date_de(&study.patient_birth_date),
+        study_date: &crate::dicom::display_date_de(&study.study_date),
+        study_description: &study.description,
+        link: &data.link,
+        access_code: &data.access_code,
+        password: &data.password,
+        expires: &crate::clock::format_date_de(grant.expires_at),
+        start_url: &start_url,
+    });
+    audit::record(
+        svc,
+        practice_id,
+        actor,
+        "grant.letter",
+        Some(&grant.study_id),
+        &format!("grant={grant_id}"),
+    )
+    .await?;
+    Ok(pdf)
 }

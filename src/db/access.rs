@@ -283,3 +283,54 @@ impl Db {
         rows.iter().map(grant_from).collect()
     }
 }
+
+impl Db {
+    pub async fn set_grant_letter(&self, grant_id: &str, sealed: &[u8]) -> DbResult<()> {
+        sqlx::query("UPDATE grants SET letter_sealed = $2 WHERE id = $1")
+            .bind(grant_id)
+            .bind(sealed.to_vec())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn grant_letter(&self, grant_id: &str) -> DbResult<Option<Vec<u8>>> {
+        let row = sqlx::query("SELECT letter_sealed FROM grants WHERE id = $1")
+            .bind(grant_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(r) => sqlx::Row::try_get::<Option<Vec<u8>>, _>(&r, "letter_sealed")?,
+            None => None,
+        })
+    }
+
+    /// Reissue: a new password, counters and lock cleared, live sessions ended.
+    pub async fn reissue_grant(
+        &self,
+        practice_id: &str,
+        grant_id: &str,
+        password_hash: &str,
+        sealed: &[u8],
+        now: i64,
+    ) -> DbResult<bool> {
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE grants SET password_hash = $3, letter_sealed = $4, failed_count = 0, locked_at = NULL, last_failed_at = 0
+             WHERE practice_id = $1 AND id = $2 AND revoked_at IS NULL",
+        )
+        .bind(practice_id)
+        .bind(grant_id)
+        .bind(password_hash)
+        .bind(sealed.to_vec())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE sessions SET ended_at = $2 WHERE grant_id = $1 AND ended_at IS NULL")
+            .bind(grant_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

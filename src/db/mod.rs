@@ -56,6 +56,11 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "staff_login",
         sql: include_str!("../../migrations/sqlite/0002_staff_login.sql"),
     },
+    Migration {
+        version: 3,
+        name: "grant_letters",
+        sql: include_str!("../../migrations/sqlite/0003_grant_letters.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -68,6 +73,11 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "staff_login",
         sql: include_str!("../../migrations/postgres/0002_staff_login.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "grant_letters",
+        sql: include_str!("../../migrations/postgres/0003_grant_letters.sql"),
     },
 ];
 

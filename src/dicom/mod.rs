@@ -80,6 +80,16 @@ pub fn display_date(da: &str) -> String {
     }
 }
 
+/// DICOM DA "YYYYMMDD" → "DD.MM.YYYY", as German letters and pages write dates.
+pub fn display_date_de(da: &str) -> String {
+    let d = da.trim();
+    if d.len() == 8 && d.bytes().all(|b| b.is_ascii_digit()) {
+        format!("{}.{}.{}", &d[6..], &d[4..6], &d[..4])
+    } else {
+        d.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +101,6 @@ mod tests {
         assert_eq!(display_person_name("Solo"), "Solo");
         assert_eq!(display_date("20260131"), "2026-01-31");
         assert_eq!(display_date("bad"), "bad");
+        assert_eq!(display_date_de("20260131"), "31.01.2026");
     }
 }

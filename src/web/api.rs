@@ -314,3 +314,44 @@ pub async fn get_study_audit(
     let events = view::audit_log(&svc, &caller.practice_id, checked_id(&id)?).await?;
     Ok(Json(serde_json::json!({ "events": events })).into_response())
 }
+
+fn pdf_response(pdf: Vec<u8>) -> Response {
+    let mut res = ([(header::CONTENT_TYPE, "application/pdf")], pdf).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        axum::http::HeaderValue::from_static("inline; filename=\"zugangsbrief.pdf\""),
+    );
+    res
+}
+
+/// Who: the practice's API clients. The access letter of a live grant.
+pub async fn get_grant_letter(
+    State(svc): Svc,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let pdf = access::grant_letter(
+        &svc,
+        &caller.practice_id,
+        checked_id(&id)?,
+        &Actor::ApiClient(caller.client_id),
+    )
+    .await?;
+    Ok(pdf_response(pdf))
+}
+
+/// Who: the practice's API clients. A new password; the old one and live sessions end.
+pub async fn post_reissue(
+    State(svc): Svc,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let issued = access::reissue_grant(
+        &svc,
+        &caller.practice_id,
+        checked_id(&id)?,
+        &Actor::ApiClient(caller.client_id),
+    )
+    .await?;
+    Ok(Json(grant_json(issued)).into_response())
+}

@@ -99,6 +99,7 @@ impl From<crate::access::AccessError> for WebError {
             A::NotFound => WebError::not_found(),
             A::Invalid(msg) => WebError::bad_request("invalid_request", msg),
             A::Hash(crate::auth::passwords::HashError::Busy) => busy(),
+            A::Study(e) => WebError::from(e),
             other => WebError::internal(other),
         }
     }

@@ -40,7 +40,9 @@ pub fn router(svc: Arc<Services>) -> Router {
         )
         .route("/api/v1/studies/{id}/grants", post(api::post_grant))
         .route("/api/v1/studies/{id}/audit", get(api::get_study_audit))
-        .route("/api/v1/grants/{id}", delete(api::delete_grant));
+        .route("/api/v1/grants/{id}", delete(api::delete_grant))
+        .route("/api/v1/grants/{id}/letter.pdf", get(api::get_grant_letter))
+        .route("/api/v1/grants/{id}/reissue", post(api::post_reissue));
     let patient = Router::new()
         // anyone: sign-in pages (the grant's secrets decide)
         .route(
@@ -73,6 +75,11 @@ pub fn router(svc: Arc<Services>) -> Router {
         .route("/practice/studies/{id}/grants", post(staff::post_grant))
         .route("/practice/studies/{id}/delete", post(staff::post_delete))
         .route("/practice/grants/{id}/revoke", post(staff::post_revoke))
+        .route("/practice/grants/{id}/reissue", post(staff::post_reissue))
+        .route(
+            "/practice/grants/{id}/letter.pdf",
+            get(staff::get_grant_letter),
+        )
         .route(
             "/practice/api/studies/{study}/instances/{instance}/rendered",
             get(staff::get_rendered),

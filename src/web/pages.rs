@@ -75,6 +75,8 @@ pub struct Texts {
     pub choose_files: &'static str,
     pub choose_folder: &'static str,
     pub overall_progress: &'static str,
+    pub letter: &'static str,
+    pub reissue: &'static str,
 }
 
 const DE: Texts = Texts {
@@ -147,6 +149,8 @@ const DE: Texts = Texts {
     choose_files: "Dateien wählen",
     choose_folder: "Ordner wählen",
     overall_progress: "Gesamtfortschritt",
+    letter: "Zugangsbrief (PDF)",
+    reissue: "Neues Passwort",
 };
 
 const EN: Texts = Texts {
@@ -219,6 +223,8 @@ const EN: Texts = Texts {
     choose_files: "Choose files",
     choose_folder: "Choose folder",
     overall_progress: "Overall progress",
+    letter: "Access letter (PDF)",
+    reissue: "New password",
 };
 
 /// German unless the browser prefers English over German.

@@ -367,6 +367,7 @@ struct HistoryRow {
 }
 
 struct IssuedView {
+    id: String,
     access_code: String,
     password: String,
     link: String,
@@ -461,6 +462,7 @@ async fn study_page(
         .map(|p| p.default_access_days)
         .unwrap_or(90);
     let issued = issued.map(|g| IssuedView {
+        id: g.id,
         access_code: g.access_code,
         password: g.password,
         link: g.link,
@@ -707,4 +709,51 @@ pub async fn post_upload(
     )
     .await?;
     Ok(Json(report).into_response())
+}
+
+/// Who: a signed-in staff member of the grant's practice. The access letter as PDF.
+pub async fn get_grant_letter(
+    State(svc): Svc,
+    StaffSession(staff): StaffSession,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let pdf = access::grant_letter(
+        &svc,
+        &staff.practice_id,
+        checked_id(&id)?,
+        &Actor::Staff(staff.user_id.clone()),
+    )
+    .await?;
+    let mut res = ([(header::CONTENT_TYPE, "application/pdf")], pdf).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("inline; filename=\"zugangsbrief.pdf\""),
+    );
+    Ok(res)
+}
+
+/// Who: a signed-in staff member. New password (shown once); old password and live sessions end.
+pub async fn post_reissue(
+    State(svc): Svc,
+    headers: HeaderMap,
+    StaffSession(staff): StaffSession,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, WebError> {
+    if !csrf_ok(&staff, &form.csrf) {
+        return Err(csrf_refused());
+    }
+    let issued = access::reissue_grant(
+        &svc,
+        &staff.practice_id,
+        checked_id(&id)?,
+        &Actor::Staff(staff.user_id.clone()),
+    )
+    .await?;
+    let grant = svc
+        .db
+        .grant(&staff.practice_id, &issued.id)
+        .await?
+        .ok_or_else(WebError::not_found)?;
+    study_page(&svc, texts(&headers), staff, &grant.study_id, Some(issued)).await
 }

@@ -8,6 +8,7 @@ mod demo_binary;
 mod helpers;
 mod journey;
 mod keys;
+mod letters;
 mod openapi;
 mod staff;
 mod storage_safety;
