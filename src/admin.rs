@@ -18,7 +18,7 @@ pub struct NewPractice {
 }
 
 /// A one-time password for a letter: 16 symbols, no look-alikes.
-fn one_time_password() -> String {
+pub fn one_time_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rngs::OsRng;
     (0..16)
@@ -122,16 +122,62 @@ pub async fn create_api_client(
     Ok(issued)
 }
 
-/// The first admin's letter (one-time password, TOTP QR code, sign-in address).
-pub async fn admin_letter(svc: &Services, created: &NewPractice) -> anyhow::Result<Vec<u8>> {
+/// Fresh first-login credentials for a user: a one-time password (hashed) and a
+/// TOTP seed (sealed under the practice key).
+pub struct FreshCredentials {
+    pub password: String,
+    pub password_hash: String,
+    pub totp_secret: String,
+    pub totp_sealed: Vec<u8>,
+}
+
+pub async fn fresh_credentials(
+    svc: &Services,
+    practice_id: &str,
+    user_id: &str,
+) -> anyhow::Result<FreshCredentials> {
     let practice = svc
         .db
-        .practice(&created.practice_id)
+        .practice(practice_id)
         .await?
-        .ok_or_else(|| anyhow::anyhow!("practice vanished"))?;
+        .ok_or_else(|| anyhow::anyhow!("unknown practice"))?;
+    let kek = svc.keys.practice_key(&svc.db, &practice.kek_id).await?;
+    let mut rng = rand::rngs::OsRng;
+    let password = one_time_password();
+    let password_hash = svc.hasher.hash(&password).await?;
+    let seed = totp::new_secret(&mut rng);
+    let totp_sealed = seal(
+        &mut rng,
+        &kek,
+        &practice.kek_id,
+        WrapPurpose::Secret,
+        user_id,
+        &seed,
+    );
+    Ok(FreshCredentials {
+        password,
+        password_hash,
+        totp_secret: totp::base32_encode(&seed),
+        totp_sealed,
+    })
+}
+
+/// A staff member's first-login letter (one-time password, TOTP QR code, sign-in address).
+pub async fn staff_letter(
+    svc: &Services,
+    practice_id: &str,
+    display_name: &str,
+    username: &str,
+    password: &str,
+    totp_secret: &str,
+) -> anyhow::Result<Vec<u8>> {
+    let practice = svc
+        .db
+        .practice(practice_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("unknown practice"))?;
     let uri = format!(
-        "otpauth://totp/Lichtkasten:{}?secret={}&issuer=Lichtkasten&algorithm=SHA1&digits=6&period=30",
-        created.admin_username, created.totp_secret
+        "otpauth://totp/Lichtkasten:{username}?secret={totp_secret}&issuer=Lichtkasten&algorithm=SHA1&digits=6&period=30"
     );
     let login_url = format!("{}/login", svc.public_url);
     Ok(crate::letters::staff_letter(&crate::letters::StaffLetter {
@@ -139,11 +185,24 @@ pub async fn admin_letter(svc: &Services, created: &NewPractice) -> anyhow::Resu
             name: &practice.name,
             address: &practice.address,
         },
-        display_name: &created.admin_username,
-        username: &created.admin_username,
-        one_time_password: &created.admin_password,
+        display_name,
+        username,
+        one_time_password: password,
         totp_uri: &uri,
-        totp_secret: &created.totp_secret,
+        totp_secret,
         login_url: &login_url,
     }))
+}
+
+/// The first admin's letter.
+pub async fn admin_letter(svc: &Services, created: &NewPractice) -> anyhow::Result<Vec<u8>> {
+    staff_letter(
+        svc,
+        &created.practice_id,
+        &created.admin_username,
+        &created.admin_username,
+        &created.admin_password,
+        &created.totp_secret,
+    )
+    .await
 }

@@ -19,4 +19,5 @@ pub mod keys;
 pub mod letters;
 pub mod metrics;
 pub mod studies;
+pub mod users;
 pub mod web;

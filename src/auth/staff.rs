@@ -58,6 +58,8 @@ pub struct StaffScope {
     pub csrf_token: String,
     pub session_hash: String,
     pub next_step: NextStep,
+    /// The current terms of use are accepted.
+    pub terms_accepted: bool,
 }
 
 fn next_step(user: &StaffUserRow) -> NextStep {
@@ -161,6 +163,7 @@ pub async fn check(svc: &Services, token: &str) -> Result<Option<StaffScope>, St
         .await?;
     Ok(Some(StaffScope {
         next_step: next_step(&user),
+        terms_accepted: user.terms_accepted_version >= crate::users::TERMS_VERSION,
         user_id: user.id,
         practice_id: user.practice_id,
         username: user.username,

@@ -61,6 +61,11 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "grant_letters",
         sql: include_str!("../../migrations/sqlite/0003_grant_letters.sql"),
     },
+    Migration {
+        version: 4,
+        name: "admin",
+        sql: include_str!("../../migrations/sqlite/0004_admin.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -78,6 +83,11 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "grant_letters",
         sql: include_str!("../../migrations/postgres/0003_grant_letters.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "admin",
+        sql: include_str!("../../migrations/postgres/0004_admin.sql"),
     },
 ];
 

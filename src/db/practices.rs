@@ -380,3 +380,124 @@ impl Db {
             .transpose()
     }
 }
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ApiClientInfo {
+    pub id: String,
+    pub client_id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub disabled_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PracticeSettings {
+    pub name: String,
+    pub address: String,
+    pub default_access_days: i64,
+    pub findings_delay_hours: i64,
+    pub max_upload_mb: i64,
+}
+
+impl Db {
+    pub async fn api_clients_of_practice(&self, practice_id: &str) -> DbResult<Vec<ApiClientInfo>> {
+        let rows = sqlx::query(
+            "SELECT id, client_id, name, created_at, expires_at, disabled_at, last_used_at
+             FROM api_clients WHERE practice_id = $1 ORDER BY created_at",
+        )
+        .bind(practice_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ApiClientInfo {
+                    id: get_str(r, "id")?,
+                    client_id: get_str(r, "client_id")?,
+                    name: get_str(r, "name")?,
+                    created_at: get_i64(r, "created_at")?,
+                    expires_at: get_i64(r, "expires_at")?,
+                    disabled_at: get_opt_i64(r, "disabled_at")?,
+                    last_used_at: get_opt_i64(r, "last_used_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn renew_api_client(
+        &self,
+        practice_id: &str,
+        id: &str,
+        expires_at: i64,
+    ) -> DbResult<bool> {
+        let done = sqlx::query("UPDATE api_clients SET expires_at = $3 WHERE practice_id = $1 AND id = $2 AND disabled_at IS NULL")
+            .bind(practice_id)
+            .bind(id)
+            .bind(expires_at)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Disables a client and drops its live tokens, so it is refused at once.
+    pub async fn disable_api_client(
+        &self,
+        practice_id: &str,
+        id: &str,
+        now: i64,
+    ) -> DbResult<bool> {
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query("UPDATE api_clients SET disabled_at = $3 WHERE practice_id = $1 AND id = $2 AND disabled_at IS NULL")
+            .bind(practice_id)
+            .bind(id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM api_tokens WHERE api_client_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn practice_settings(&self, practice_id: &str) -> DbResult<Option<PracticeSettings>> {
+        let row = sqlx::query(
+            "SELECT name, address, default_access_days, findings_delay_hours, max_upload_mb FROM practices WHERE id = $1",
+        )
+        .bind(practice_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(PracticeSettings {
+                name: get_str(&r, "name")?,
+                address: get_str(&r, "address")?,
+                default_access_days: get_i64(&r, "default_access_days")?,
+                findings_delay_hours: get_i64(&r, "findings_delay_hours")?,
+                max_upload_mb: get_i64(&r, "max_upload_mb")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn update_practice_settings(
+        &self,
+        practice_id: &str,
+        s: &PracticeSettings,
+    ) -> DbResult<()> {
+        sqlx::query(
+            "UPDATE practices SET name = $2, address = $3, default_access_days = $4, findings_delay_hours = $5,
+                 max_upload_mb = $6 WHERE id = $1",
+        )
+        .bind(practice_id)
+        .bind(s.name.as_str())
+        .bind(s.address.as_str())
+        .bind(s.default_access_days)
+        .bind(s.findings_delay_hours)
+        .bind(s.max_upload_mb)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

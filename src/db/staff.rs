@@ -19,11 +19,12 @@ pub struct StaffUserRow {
     pub locked_at: Option<i64>,
     pub active: bool,
     pub last_login_at: Option<i64>,
+    pub terms_accepted_version: i64,
 }
 
 const USER_SELECT: &str = "SELECT id, practice_id, username, display_name, role, password_hash,
         must_change_password, totp_sealed, totp_last_step, totp_enrolled, failed_logins, locked_at,
-        active, last_login_at FROM staff_users";
+        active, last_login_at, terms_accepted_version FROM staff_users";
 
 fn user_from(r: &AnyRow) -> DbResult<StaffUserRow> {
     Ok(StaffUserRow {
@@ -41,6 +42,7 @@ fn user_from(r: &AnyRow) -> DbResult<StaffUserRow> {
         locked_at: get_opt_i64(r, "locked_at")?,
         active: get_i64(r, "active")? != 0,
         last_login_at: get_opt_i64(r, "last_login_at")?,
+        terms_accepted_version: get_i64(r, "terms_accepted_version")?,
     })
 }
 
@@ -174,6 +176,106 @@ impl Db {
         sqlx::query("UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL")
             .bind(user_id)
             .bind(now)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
+
+impl Db {
+    pub async fn update_staff_profile(
+        &self,
+        practice_id: &str,
+        user_id: &str,
+        username: &str,
+        display_name: &str,
+        role: &str,
+    ) -> DbResult<bool> {
+        let done = sqlx::query(
+            "UPDATE staff_users SET username = $3, display_name = $4, role = $5 WHERE practice_id = $1 AND id = $2",
+        )
+        .bind(practice_id)
+        .bind(user_id)
+        .bind(username)
+        .bind(display_name)
+        .bind(role)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deactivates (or reactivates) a user; deactivation ends their sessions at once.
+    pub async fn set_staff_active(
+        &self,
+        practice_id: &str,
+        user_id: &str,
+        active: bool,
+        now: i64,
+    ) -> DbResult<bool> {
+        let mut tx = self.pool().begin().await?;
+        let done =
+            sqlx::query("UPDATE staff_users SET active = $3 WHERE practice_id = $1 AND id = $2")
+                .bind(practice_id)
+                .bind(user_id)
+                .bind(i64::from(active))
+                .execute(&mut *tx)
+                .await?;
+        if !active {
+            sqlx::query(
+                "UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL",
+            )
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A new one-time password and a new TOTP seed: the user signs in as for the first time.
+    pub async fn reset_staff_credentials(
+        &self,
+        practice_id: &str,
+        user_id: &str,
+        password_hash: &str,
+        totp_sealed: &[u8],
+        now: i64,
+    ) -> DbResult<bool> {
+        let mut tx = self.pool().begin().await?;
+        let done = sqlx::query(
+            "UPDATE staff_users SET password_hash = $3, must_change_password = 1, totp_sealed = $4, totp_enrolled = 0,
+                 totp_last_step = 0, failed_logins = 0, locked_at = NULL
+             WHERE practice_id = $1 AND id = $2",
+        )
+        .bind(practice_id)
+        .bind(user_id)
+        .bind(password_hash)
+        .bind(totp_sealed.to_vec())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL")
+            .bind(user_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn unlock_staff(&self, practice_id: &str, user_id: &str) -> DbResult<bool> {
+        let done = sqlx::query("UPDATE staff_users SET failed_logins = 0, locked_at = NULL WHERE practice_id = $1 AND id = $2")
+            .bind(practice_id)
+            .bind(user_id)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn accept_terms(&self, user_id: &str, version: i64) -> DbResult<()> {
+        sqlx::query("UPDATE staff_users SET terms_accepted_version = $2 WHERE id = $1")
+            .bind(user_id)
+            .bind(version)
             .execute(self.pool())
             .await?;
         Ok(())

@@ -187,6 +187,23 @@ impl FromRequestParts<Arc<Services>> for StaffSession {
         svc: &Arc<Services>,
     ) -> Result<Self, Self::Rejection> {
         match staff_scope(parts, svc).await? {
+            // Until the current terms are accepted, only the terms page and sign-out work.
+            Some(s)
+                if s.full
+                    && !s.terms_accepted
+                    && !matches!(parts.uri.path(), "/practice/terms" | "/logout") =>
+            {
+                if parts.uri.path().starts_with("/practice/api/") {
+                    Err(WebError::new(
+                        StatusCode::FORBIDDEN,
+                        "terms_not_accepted",
+                        "Please accept the terms of use first.",
+                    )
+                    .into_response())
+                } else {
+                    Err(Redirect::to("/practice/terms").into_response())
+                }
+            }
             Some(s) if s.full => Ok(StaffSession(s)),
             _ => {
                 tracing::info!("staff page without a full session");

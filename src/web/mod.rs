@@ -9,6 +9,7 @@ pub mod extract;
 pub mod middleware;
 pub mod pages;
 pub mod patient;
+pub mod practice_admin;
 pub mod staff;
 
 use crate::app::Services;
@@ -83,6 +84,35 @@ pub fn router(svc: Arc<Services>) -> Router {
         .route(
             "/practice/api/studies/{study}/instances/{instance}/rendered",
             get(staff::get_rendered),
+        )
+        .route(
+            "/practice/terms",
+            get(practice_admin::get_terms).post(practice_admin::post_terms),
+        )
+        // an admin of the practice (AdminSession)
+        .route(
+            "/practice/users",
+            get(practice_admin::get_users).post(practice_admin::post_user),
+        )
+        .route(
+            "/practice/users/{id}/edit",
+            post(practice_admin::post_user_edit),
+        )
+        .route(
+            "/practice/users/{id}/{action}",
+            post(practice_admin::post_user_action),
+        )
+        .route(
+            "/practice/api-clients",
+            get(practice_admin::get_api_clients).post(practice_admin::post_api_client),
+        )
+        .route(
+            "/practice/api-clients/{id}/{action}",
+            post(practice_admin::post_api_client_action),
+        )
+        .route(
+            "/practice/settings",
+            get(practice_admin::get_settings).post(practice_admin::post_settings),
         )
         .route("/practice/upload", get(staff::get_upload))
         .route(

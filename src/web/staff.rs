@@ -286,6 +286,7 @@ struct StudyRow {
 struct StudiesPage {
     t: &'static Texts,
     staff: StaffScope,
+    warnings: Vec<String>,
     rows: Vec<StudyRow>,
     q: String,
     modality: String,
@@ -338,11 +339,29 @@ pub async fn get_studies(
             instance_count: s.instance_count,
         })
         .collect();
+    let t = texts(&headers);
+    let mut warnings = Vec::new();
+    if staff.is_admin {
+        if crate::users::active_admins(&svc, &staff.practice_id)
+            .await
+            .map_err(WebError::internal)?
+            < 2
+        {
+            warnings.push(t.admin_warning.to_string());
+        }
+        let expiring = crate::users::expiring_api_clients(&svc, &staff.practice_id)
+            .await
+            .map_err(WebError::internal)?;
+        if expiring > 0 {
+            warnings.push(format!("{} {expiring}", t.expiring_warning));
+        }
+    }
     Ok(render(
         StatusCode::OK,
         &StudiesPage {
-            t: texts(&headers),
+            t,
             staff,
+            warnings,
             rows,
             q: text,
             modality,

@@ -10,5 +10,6 @@ mod journey;
 mod keys;
 mod letters;
 mod openapi;
+mod practice_admin;
 mod staff;
 mod storage_safety;

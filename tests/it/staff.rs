@@ -143,6 +143,11 @@ async fn first_login_then_totp_replay_skew_lockout_and_timeouts() {
     assert_eq!(res.headers()["location"], "/practice");
     let full = cookie_of(&res);
     assert_ne!(full, pending, "a new session id after the second step");
+    // The terms of use come first, once per version.
+    let res = app.get_with_cookie("/practice", &full).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/practice/terms");
+    accept_terms(&app, &full).await;
     let list = app.get_with_cookie("/practice", &full).await;
     assert_eq!(list.status(), 200);
     assert!(list.text().await.expect("html").contains("Jürgen Müller"));
@@ -410,5 +415,43 @@ pub async fn sign_in(app: &TestApp, demo: &serde_json::Value) -> String {
         .post_login(Some(&pending), &[("totp", &staff.code(0))])
         .await;
     assert_eq!(res.status(), 303);
-    cookie_of(&res)
+    let session = cookie_of(&res);
+    let terms = app.get_with_cookie("/practice", &session).await;
+    if terms
+        .headers()
+        .get("location")
+        .is_some_and(|l| l == "/practice/terms")
+    {
+        accept_terms(app, &session).await;
+    }
+    session
+}
+
+pub async fn accept_terms(app: &TestApp, session: &str) {
+    let page = app
+        .get_with_cookie("/practice/terms", session)
+        .await
+        .text()
+        .await
+        .expect("terms");
+    let res = app
+        .http
+        .post(format!("{}/practice/terms", app.base))
+        .header("cookie", session)
+        .form(&[("csrf", csrf_of(&page))])
+        .send()
+        .await
+        .expect("accept");
+    assert_eq!(res.status(), 303);
+}
+
+/// Signs in a user created by an admin, with the credentials from their letter.
+pub async fn first_sign_in(
+    app: &TestApp,
+    username: &str,
+    password: &str,
+    totp_secret: &str,
+) -> String {
+    let demo = serde_json::json!({"staff_username": username, "staff_password": password, "totp_secret": totp_secret});
+    sign_in(app, &demo).await
 }
