@@ -334,3 +334,40 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 }
+
+/// Per study: the earliest end of a live grant and whether any patient grant was opened.
+#[derive(Debug, Clone, Default)]
+pub struct GrantSummary {
+    pub next_expiry: Option<i64>,
+    pub opened: bool,
+}
+
+impl Db {
+    pub async fn grant_summaries(
+        &self,
+        practice_id: &str,
+        now: i64,
+    ) -> DbResult<std::collections::HashMap<String, GrantSummary>> {
+        let rows = sqlx::query(
+            "SELECT study_id, expires_at, revoked_at, first_opened_at, audience FROM grants WHERE practice_id = $1",
+        )
+        .bind(practice_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out: std::collections::HashMap<String, GrantSummary> =
+            std::collections::HashMap::new();
+        for r in &rows {
+            let entry = out.entry(get_str(r, "study_id")?).or_default();
+            let live = get_opt_i64(r, "revoked_at")?.is_none() && get_i64(r, "expires_at")? > now;
+            if live {
+                let exp = get_i64(r, "expires_at")?;
+                entry.next_expiry = Some(entry.next_expiry.map_or(exp, |e| e.min(exp)));
+            }
+            if get_str(r, "audience")? == "patient" && get_opt_i64(r, "first_opened_at")?.is_some()
+            {
+                entry.opened = true;
+            }
+        }
+        Ok(out)
+    }
+}

@@ -81,3 +81,17 @@ pub async fn open_record(
         dek,
     ))
 }
+
+/// The largest upload a practice accepts: its own setting, capped by the server's.
+pub async fn upload_limit(
+    svc: &crate::app::Services,
+    practice_id: &str,
+) -> Result<u64, StudyError> {
+    let practice_mb = svc
+        .db
+        .practice_settings(practice_id)
+        .await?
+        .map(|s| s.max_upload_mb.max(1) as u64)
+        .unwrap_or(u64::MAX / (1024 * 1024));
+    Ok(svc.config.max_upload_bytes.min(practice_mb * 1024 * 1024))
+}

@@ -184,6 +184,10 @@ pub struct StudyFilter {
     /// `YYYYMMDD`, inclusive.
     pub date_from: String,
     pub date_to: String,
+    /// Only studies whose access ends within 5 days.
+    pub expiring_soon: bool,
+    /// Only studies the patient has never opened.
+    pub never_opened: bool,
 }
 
 /// Lower case, umlauts spelled out, other accents dropped, DICOM name separators as
@@ -253,8 +257,21 @@ pub async fn search(
 ) -> Result<Vec<StudySummary>, StudyError> {
     // Patient details are sealed, so matching happens after opening them.
     let records = svc.db.list_studies(practice_id, 100_000, 0).await?;
+    let now = svc.clock.now();
+    let grants = if filter.expiring_soon || filter.never_opened {
+        svc.db.grant_summaries(practice_id, now).await?
+    } else {
+        Default::default()
+    };
     let mut out = Vec::new();
     for rec in records {
+        let g = grants.get(&rec.id).cloned().unwrap_or_default();
+        if filter.expiring_soon && !g.next_expiry.is_some_and(|e| e - now <= 5 * 86_400) {
+            continue;
+        }
+        if filter.never_opened && g.opened {
+            continue;
+        }
         let (summary, _) = open_record(svc, rec).await?;
         if filter.matches(&summary) {
             out.push(summary);

@@ -63,7 +63,7 @@ pub async fn post_studies(
     caller: ApiCaller,
     req: Request,
 ) -> Result<Response, WebError> {
-    let max = svc.config.max_upload_bytes;
+    let max = crate::studies::upload_limit(&svc, &caller.practice_id).await?;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

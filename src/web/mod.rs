@@ -126,6 +126,7 @@ pub fn router(svc: Arc<Services>) -> Router {
         // anyone
         .route("/", get(|| async { Redirect::to("/access") }))
         .route("/static/{name}", get(assets::get_static))
+        .route("/lang/{code}", get(pages::get_lang))
         .route("/api/openapi.json", get(docs::get_openapi))
         .route("/api/docs", get(docs::get_docs))
         .route("/healthz", get(|| async { "ok" }))

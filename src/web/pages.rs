@@ -7,6 +7,9 @@ use axum::response::{Html, IntoResponse, Response};
 
 pub struct Texts {
     pub lang: &'static str,
+    /// The other language: its code and name, for the switch.
+    pub other_lang: &'static str,
+    pub other_lang_name: &'static str,
     pub access_title: &'static str,
     pub access_intro: &'static str,
     pub code_label: &'static str,
@@ -112,10 +115,15 @@ pub struct Texts {
     pub findings_delay: &'static str,
     pub max_upload: &'static str,
     pub never: &'static str,
+    pub filter_expiring: &'static str,
+    pub filter_unopened: &'static str,
+    pub previous: &'static str,
 }
 
 const DE: Texts = Texts {
     lang: "de",
+    other_lang: "en",
+    other_lang_name: "English",
     access_title: "Ihre Bilder ansehen",
     access_intro: "Geben Sie die Daten aus Ihrem Zugangsbrief ein.",
     code_label: "Zugangscode",
@@ -221,10 +229,15 @@ const DE: Texts = Texts {
     findings_delay: "Befundfreigabe nach (Stunden)",
     max_upload: "Upload-Grenze (MB)",
     never: "nie",
+    filter_expiring: "Zugang endet in 5 Tagen",
+    filter_unopened: "Nie geöffnet",
+    previous: "Zurück",
 };
 
 const EN: Texts = Texts {
     lang: "en",
+    other_lang: "de",
+    other_lang_name: "Deutsch",
     access_title: "View your images",
     access_intro: "Enter the details from your access letter.",
     code_label: "Access code",
@@ -330,10 +343,27 @@ const EN: Texts = Texts {
     findings_delay: "Release findings after (hours)",
     max_upload: "Upload limit (MB)",
     never: "never",
+    filter_expiring: "Access ends within 5 days",
+    filter_unopened: "Never opened",
+    previous: "Previous",
 };
 
 /// German unless the browser prefers English over German.
 pub fn texts(headers: &HeaderMap) -> &'static Texts {
+    // An explicit choice (the language switch) wins over the browser's preference.
+    let chosen = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == "lk_lang")
+        .map(|(_, v)| v);
+    match chosen {
+        Some("en") => return &EN,
+        Some("de") => return &DE,
+        _ => {}
+    }
     let accept = headers
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok())
@@ -415,4 +445,31 @@ pub fn error_page(status: StatusCode, code: &str, message: &str, request_id: &st
             request_id,
         },
     )
+}
+
+#[derive(serde::Deserialize)]
+pub struct LangQuery {
+    back: Option<String>,
+}
+
+/// Who: anyone. Remembers the chosen language in a cookie (no personal data) and
+/// goes back to a page of this site.
+pub async fn get_lang(
+    axum::extract::Path(code): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<LangQuery>,
+) -> Response {
+    let lang = if code == "en" { "en" } else { "de" };
+    let back = q
+        .back
+        .filter(|b| {
+            b.starts_with('/') && !b.starts_with("//") && !b.contains('\\') && b.len() <= 100
+        })
+        .unwrap_or_else(|| "/".into());
+    let mut res = axum::response::Redirect::to(&back).into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!(
+        "lk_lang={lang}; Path=/; SameSite=Lax; Max-Age=31536000"
+    )) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res
 }

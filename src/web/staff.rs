@@ -292,10 +292,37 @@ struct StudiesPage {
     modality: String,
     from: String,
     to: String,
+    expiring: bool,
+    unopened: bool,
+    prev_page: Option<String>,
+    next_page: Option<String>,
+}
+
+const PAGE_SIZE: usize = 50;
+
+/// `k=v&` pairs of the non-empty values, percent-encoded, for paging links.
+fn serde_urlencoded_pairs(pairs: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (k, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
+        out.push_str(k);
+        out.push('=');
+        for b in v.bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                out.push(b as char);
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        out.push('&');
+    }
+    out
 }
 
 #[derive(serde::Deserialize, Default)]
 pub struct ListQuery {
+    expiring: Option<String>,
+    unopened: Option<String>,
+    page: Option<usize>,
     q: Option<String>,
     modality: Option<String>,
     from: Option<String>,
@@ -324,8 +351,20 @@ pub async fn get_studies(
         modality: modality.clone(),
         date_from: from.replace('-', ""),
         date_to: to.replace('-', ""),
+        expiring_soon: q.expiring.is_some(),
+        never_opened: q.unopened.is_some(),
     };
-    let studies = view::search(&svc, &staff.practice_id, &filter, 200).await?;
+    let page = q.page.unwrap_or(0).min(10_000);
+    let mut studies = view::search(
+        &svc,
+        &staff.practice_id,
+        &filter,
+        (page + 1) * PAGE_SIZE + 1,
+    )
+    .await?;
+    let has_next = studies.len() > (page + 1) * PAGE_SIZE;
+    studies.truncate((page + 1) * PAGE_SIZE);
+    let studies: Vec<StudySummary> = studies.into_iter().skip(page * PAGE_SIZE).collect();
     let rows = studies
         .into_iter()
         .map(|s: StudySummary| StudyRow {
@@ -356,6 +395,14 @@ pub async fn get_studies(
             warnings.push(format!("{} {expiring}", t.expiring_warning));
         }
     }
+    let query = serde_urlencoded_pairs(&[
+        ("q", &text),
+        ("modality", &modality),
+        ("from", &from),
+        ("to", &to),
+        ("expiring", if filter.expiring_soon { "1" } else { "" }),
+        ("unopened", if filter.never_opened { "1" } else { "" }),
+    ]);
     Ok(render(
         StatusCode::OK,
         &StudiesPage {
@@ -367,6 +414,10 @@ pub async fn get_studies(
             modality,
             from,
             to,
+            expiring: filter.expiring_soon,
+            unopened: filter.never_opened,
+            prev_page: (page > 0).then(|| format!("/practice?{query}page={}", page - 1)),
+            next_page: has_next.then(|| format!("/practice?{query}page={}", page + 1)),
         },
     ))
 }
@@ -675,7 +726,7 @@ pub async fn post_upload(
     if !csrf_ok(&staff, presented) {
         return Err(csrf_refused());
     }
-    let max = svc.config.max_upload_bytes;
+    let max = crate::studies::upload_limit(&svc, &staff.practice_id).await?;
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

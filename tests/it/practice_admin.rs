@@ -458,3 +458,111 @@ async fn sign_in_again(app: &TestApp, demo: &serde_json::Value) -> String {
         .expect("p")
         .to_string()
 }
+
+#[tokio::test]
+async fn study_list_filters_language_and_upload_limit() {
+    let app = TestApp::spawn().await;
+    let demo = app.demo().await;
+    let admin = sign_in(&app, &demo).await;
+    let study = demo["study_id"].as_str().expect("study");
+
+    // Never opened: listed until the patient signs in.
+    let unopened = app
+        .get_with_cookie("/practice?unopened=1", &admin)
+        .await
+        .text()
+        .await
+        .expect("list");
+    assert!(unopened.contains(study));
+    let res = app
+        .post_access(
+            demo["access_code"].as_str().expect("c"),
+            demo["password"].as_str().expect("p"),
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    let unopened = app
+        .get_with_cookie("/practice?unopened=1", &admin)
+        .await
+        .text()
+        .await
+        .expect("list");
+    assert!(!unopened.contains(study));
+
+    // Access ending within 5 days: the 90-day demo grant qualifies after 86 days.
+    let soon = app
+        .get_with_cookie("/practice?expiring=1", &admin)
+        .await
+        .text()
+        .await
+        .expect("list");
+    assert!(!soon.contains(study));
+    app.clock.advance(86 * 86_400);
+    let admin = sign_in_again(&app, &demo).await;
+    let soon = app
+        .get_with_cookie("/practice?expiring=1", &admin)
+        .await
+        .text()
+        .await
+        .expect("list");
+    assert!(soon.contains(study));
+
+    // The language switch overrides the browser's preference.
+    let res = app
+        .http
+        .get(format!("{}/lang/en?back=/practice", app.base))
+        .send()
+        .await
+        .expect("lang");
+    assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/practice");
+    assert!(
+        res.headers()["set-cookie"]
+            .to_str()
+            .expect("c")
+            .starts_with("lk_lang=en")
+    );
+    let english = app
+        .get_with_cookie("/practice", &format!("{admin}; lk_lang=en"))
+        .await
+        .text()
+        .await
+        .expect("en");
+    assert!(english.contains("<html lang=\"en\">") && english.contains("Studies"));
+    let evil = app
+        .http
+        .get(format!("{}/lang/en?back=//evil.example", app.base))
+        .send()
+        .await
+        .expect("lang");
+    assert_eq!(evil.headers()["location"], "/");
+
+    // The practice's own upload limit applies before the body is read.
+    let page = app
+        .get_with_cookie("/practice/settings", &admin)
+        .await
+        .text()
+        .await
+        .expect("settings");
+    let csrf = csrf_of(&page);
+    let res = post_form(
+        &app,
+        "/practice/settings",
+        &admin,
+        &[
+            ("csrf", &csrf),
+            ("name", "Praxis"),
+            ("address", ""),
+            ("default_access_days", "90"),
+            ("findings_delay_hours", "0"),
+            ("max_upload_mb", "1"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    let token = app.bearer(&demo).await;
+    let res = app
+        .post_studies(&token, "application/dicom", vec![0u8; 2 * 1024 * 1024])
+        .await;
+    assert_eq!(res.status(), 413);
+}
