@@ -266,7 +266,7 @@ pub async fn search(
     let mut out = Vec::new();
     for rec in records {
         let g = grants.get(&rec.id).cloned().unwrap_or_default();
-        if filter.expiring_soon && !g.next_expiry.is_some_and(|e| e - now <= 5 * 86_400) {
+        if filter.expiring_soon && g.next_expiry.is_none_or(|e| e - now > 5 * 86_400) {
             continue;
         }
         if filter.never_opened && g.opened {
