@@ -179,6 +179,10 @@ impl Db {
         .bind(now)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         sqlx::query("UPDATE sessions SET ended_at = $2 WHERE grant_id = $1 AND ended_at IS NULL")
             .bind(grant_id)
             .bind(now)
@@ -325,6 +329,10 @@ impl Db {
         .bind(sealed.to_vec())
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         sqlx::query("UPDATE sessions SET ended_at = $2 WHERE grant_id = $1 AND ended_at IS NULL")
             .bind(grant_id)
             .bind(now)

@@ -454,12 +454,18 @@ impl Db {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM api_tokens WHERE api_client_id = $1")
+        // Only the practice's own client: nothing else is touched for a foreign id.
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM api_tokens WHERE api_client_id = $1 AND practice_id = $2")
             .bind(id)
+            .bind(practice_id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(true)
     }
 
     pub async fn practice_settings(&self, practice_id: &str) -> DbResult<Option<PracticeSettings>> {

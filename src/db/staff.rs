@@ -220,7 +220,7 @@ impl Db {
                 .bind(i64::from(active))
                 .execute(&mut *tx)
                 .await?;
-        if !active {
+        if !active && done.rows_affected() == 1 {
             sqlx::query(
                 "UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL",
             )
@@ -254,6 +254,10 @@ impl Db {
         .bind(totp_sealed.to_vec())
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         sqlx::query("UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL")
             .bind(user_id)
             .bind(now)

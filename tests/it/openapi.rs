@@ -23,7 +23,8 @@ async fn every_documented_operation_exists() {
             .path
             .replace("{id}", "0123456789abcdef0123456789abcdef")
             .replace("{frame}", "1")
-            .replace("{token}", "sometoken");
+            .replace("{token}", "sometoken")
+            .replace("{code}", "en");
         let method = reqwest::Method::from_bytes(op.method.as_bytes()).expect("method");
         let res = app
             .http
