@@ -43,6 +43,17 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Write a generated sample study (CT series + RGB key image) as DICOM files, for trying uploads.
+    Synth {
+        /// Folder to write to (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 12)]
+        slices: usize,
+        /// Rows and columns of each slice.
+        #[arg(long, default_value_t = 256)]
+        size: u16,
+    },
     /// Measure encryption throughput (compared with `openssl speed` when available).
     Bench {
         /// Megabytes to encrypt per run.
@@ -208,6 +219,19 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench { mib } => lichtkasten::bench::encryption(mib),
+        Command::Synth { out, slices, size } => {
+            anyhow::ensure!((1..=2000).contains(&slices), "slices must be 1–2000");
+            anyhow::ensure!((16..=4096).contains(&size), "size must be 16–4096");
+            std::fs::create_dir_all(&out)?;
+            let mut rng = rand::rngs::OsRng;
+            let spec = lichtkasten::dicom::synth::StudySpec::demo(&mut rng);
+            let files = lichtkasten::dicom::synth::demo_study(&mut rng, &spec, slices, size);
+            for (i, bytes) in files.iter().enumerate() {
+                std::fs::write(out.join(format!("IMG{i:04}.dcm")), bytes)?;
+            }
+            eprintln!("wrote {} files to {}", files.len(), out.display());
+            Ok(())
+        }
     }
 }
 

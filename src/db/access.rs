@@ -129,7 +129,7 @@ impl Db {
         window_secs: i64,
         lock_after: i64,
     ) -> DbResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         sqlx::query(
             "UPDATE grants SET
                 failed_count = CASE WHEN failed_window_start + $2 < $3 THEN 1 ELSE failed_count + 1 END,
@@ -170,7 +170,7 @@ impl Db {
         grant_id: &str,
         now: i64,
     ) -> DbResult<bool> {
-        let mut tx = self.pool().begin().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE grants SET revoked_at = $3 WHERE practice_id = $1 AND id = $2 AND revoked_at IS NULL",
         )
@@ -318,7 +318,7 @@ impl Db {
         sealed: &[u8],
         now: i64,
     ) -> DbResult<bool> {
-        let mut tx = self.pool().begin().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE grants SET password_hash = $3, letter_sealed = $4, failed_count = 0, locked_at = NULL, last_failed_at = 0
              WHERE practice_id = $1 AND id = $2 AND revoked_at IS NULL",

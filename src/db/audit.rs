@@ -52,7 +52,7 @@ impl Db {
     /// concurrent writers on several nodes never fork the chain.
     pub async fn append_audit(&self, e: &NewAuditEvent<'_>) -> DbResult<()> {
         for _ in 0..50 {
-            let mut tx = self.pool().begin().await?;
+            let (_gate, mut tx) = self.begin_write().await?;
             let row = sqlx::query("SELECT audit_head FROM practices WHERE id = $1")
                 .bind(e.practice_id)
                 .fetch_one(&mut *tx)

@@ -95,7 +95,13 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
 pub struct Db {
     pool: AnyPool,
     dialect: Dialect,
+    /// SQLite allows one writer; a transaction that reads and then writes fails with
+    /// "database is locked" when another writer got in between. Embedded mode is one
+    /// process, so write transactions queue here instead. PostgreSQL needs no gate.
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
+
+pub type WriteGate = Option<tokio::sync::OwnedMutexGuard<()>>;
 
 impl Db {
     pub async fn connect(url: &str) -> DbResult<Self> {
@@ -111,7 +117,31 @@ impl Db {
             .max_connections(if dialect == Dialect::Sqlite { 8 } else { 16 })
             .connect(url)
             .await?;
-        Ok(Db { pool, dialect })
+        Ok(Db {
+            pool,
+            dialect,
+            write_gate: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    /// Begins a transaction that will write (see `write_gate`).
+    pub async fn begin_write(
+        &self,
+    ) -> DbResult<(WriteGate, sqlx::Transaction<'static, sqlx::Any>)> {
+        let gate = match self.dialect {
+            Dialect::Sqlite => Some(self.write_gate.clone().lock_owned().await),
+            Dialect::Postgres => None,
+        };
+        let mut tx = self.pool.begin().await?;
+        if self.dialect == Dialect::Sqlite {
+            // Take the write lock now (like BEGIN IMMEDIATE): a transaction that first
+            // reads and later writes could otherwise meet a writer outside the gate and
+            // fail instead of waiting.
+            sqlx::query("UPDATE schema_migrations SET version = version WHERE 1 = 0")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok((gate, tx))
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -151,7 +181,7 @@ impl Db {
             if done.is_some() {
                 continue;
             }
-            let mut tx = self.pool.begin().await?;
+            let (_gate, mut tx) = self.begin_write().await?;
             sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
             sqlx::query(
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",

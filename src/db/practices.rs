@@ -106,7 +106,7 @@ impl Db {
         rewrapped: &[(String, Vec<u8>)],
         now: i64,
     ) -> DbResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         sqlx::query("UPDATE root_keys SET state = 'retired' WHERE state = 'current'")
             .execute(&mut *tx)
             .await?;
@@ -133,7 +133,7 @@ impl Db {
         key: &PracticeKeyRow,
         now: i64,
     ) -> DbResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO practices (id, name, address, default_access_days, kek_id, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -203,7 +203,7 @@ impl Db {
         resealed_totp: &[(String, Vec<u8>)],
         now: i64,
     ) -> DbResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO practice_keys (id, practice_id, root_key_id, wrapped, created_at)
              VALUES ($1, $2, $3, $4, $5)",
@@ -337,7 +337,7 @@ impl Db {
         now: i64,
         expires_at: i64,
     ) -> DbResult<()> {
-        let mut tx = self.pool().begin().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         sqlx::query("DELETE FROM api_tokens WHERE expires_at < $1")
             .bind(now)
             .execute(&mut *tx)
@@ -447,7 +447,7 @@ impl Db {
         id: &str,
         now: i64,
     ) -> DbResult<bool> {
-        let mut tx = self.pool().begin().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         let done = sqlx::query("UPDATE api_clients SET disabled_at = $3 WHERE practice_id = $1 AND id = $2 AND disabled_at IS NULL")
             .bind(practice_id)
             .bind(id)

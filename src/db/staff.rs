@@ -212,7 +212,7 @@ impl Db {
         active: bool,
         now: i64,
     ) -> DbResult<bool> {
-        let mut tx = self.pool().begin().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         let done =
             sqlx::query("UPDATE staff_users SET active = $3 WHERE practice_id = $1 AND id = $2")
                 .bind(practice_id)
@@ -242,7 +242,7 @@ impl Db {
         totp_sealed: &[u8],
         now: i64,
     ) -> DbResult<bool> {
-        let mut tx = self.pool().begin().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE staff_users SET password_hash = $3, must_change_password = 1, totp_sealed = $4, totp_enrolled = 0,
                  totp_last_step = 0, failed_logins = 0, locked_at = NULL

@@ -292,7 +292,7 @@ impl Db {
         modalities: &str,
         now: i64,
     ) -> DbResult<bool> {
-        let mut tx = self.pool().begin().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         let exists = sqlx::query("SELECT id FROM instances WHERE study_id = $1 AND sop_uid = $2")
             .bind(inst.study_id)
             .bind(inst.sop_uid)
@@ -445,7 +445,7 @@ impl Db {
         practice_id: &str,
         study_id: &str,
     ) -> DbResult<Option<Vec<String>>> {
-        let mut tx = self.pool().begin().await?;
+        let (_gate, mut tx) = self.begin_write().await?;
         let keys = sqlx::query(
             "SELECT b.object_key FROM blobs b JOIN studies s ON s.id = b.study_id
              WHERE s.practice_id = $1 AND s.id = $2",

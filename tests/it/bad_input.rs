@@ -192,3 +192,39 @@ async fn grant_locks_after_ten_failures_and_practices_are_isolated() {
     let res = app.post_grant(&other_token, first_study).await;
     assert_eq!(res.status(), 404);
 }
+
+#[tokio::test]
+async fn concurrent_uploads_of_one_new_study_all_land() {
+    let app = TestApp::spawn().await;
+    let demo = app.demo().await;
+    let token = app.bearer(&demo).await;
+    let mut rng = rand::thread_rng();
+    let mut spec = StudySpec::demo(&mut rng);
+    spec.study_uid = new_uid(&mut rng);
+    spec.patient_id = "P-RACE".into();
+    let series = new_uid(&mut rng);
+    let files: Vec<Vec<u8>> = (0..8)
+        .map(|i| ct_slice(&spec, &series, &new_uid(&mut rng), i, 8, 32))
+        .collect();
+    // All at once, as a browser or a PACS with several associations sends them.
+    let uploads = files
+        .into_iter()
+        .map(|f| app.post_studies(&token, "application/dicom", f));
+    let results = futures_util::future::join_all(uploads).await;
+    let mut study_ids = std::collections::BTreeSet::new();
+    for res in results {
+        assert_eq!(res.status(), 200);
+        let body: serde_json::Value = res.json().await.expect("json");
+        assert_eq!(body["studies"][0]["accepted"], 1, "{body}");
+        study_ids.insert(body["studies"][0]["id"].as_str().expect("id").to_string());
+    }
+    assert_eq!(study_ids.len(), 1, "one study, not several");
+    let id = study_ids.into_iter().next().expect("id");
+    let detail: serde_json::Value = app
+        .get_api(&token, &format!("/api/v1/studies/{id}"))
+        .await
+        .json()
+        .await
+        .expect("detail");
+    assert_eq!(detail["instance_count"], 8);
+}

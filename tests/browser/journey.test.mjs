@@ -1,0 +1,141 @@
+// The practice and the patient, in a real browser: first staff sign-in (password
+// change, TOTP enrolment), folder upload, grant, letter download; then the patient on
+// a phone with the QR link. Screenshots go to $SHOTS_DIR for a person to look at.
+//
+// Needs: LICHTKASTEN_BIN (the built binary), Chromium at /usr/bin/chromium.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { mkdtempSync, mkdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const bin = process.env.LICHTKASTEN_BIN;
+const shots = process.env.SHOTS_DIR || mkdtempSync(join(tmpdir(), 'lk-shots-'));
+mkdirSync(shots, { recursive: true });
+let server;
+let demo;
+let browser;
+
+function base32(s) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0, buf = 0;
+  const out = [];
+  for (const c of s) {
+    buf = (buf << 5) | alphabet.indexOf(c);
+    bits += 5;
+    if (bits >= 8) { bits -= 8; out.push((buf >> bits) & 255); }
+  }
+  return Buffer.from(out);
+}
+
+// RFC 6238, computed here from the enrolment secret.
+function totp(secret) {
+  const step = Buffer.alloc(8);
+  step.writeBigInt64BE(BigInt(Math.floor(Date.now() / 1000 / 30)));
+  const h = createHmac('sha1', base32(secret)).update(step).digest();
+  const o = h[19] & 15;
+  const n = (((h[o] & 127) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3]) % 1000000;
+  return String(n).padStart(6, '0');
+}
+
+before(async () => {
+  assert.ok(bin, 'set LICHTKASTEN_BIN to the lichtkasten binary');
+  const dir = mkdtempSync(join(tmpdir(), 'lk-browser-'));
+  server = spawn(bin, ['demo', '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data')], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+    env: { ...process.env, LICHTKASTEN_DATABASE_URL: '', LICHTKASTEN_S3_BUCKET: '' },
+  });
+  const line = await new Promise((resolve, reject) => {
+    createInterface({ input: server.stdout }).once('line', resolve);
+    server.once('exit', (code) => reject(new Error(`demo exited with ${code}`)));
+  });
+  demo = JSON.parse(line);
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill();
+});
+
+test('staff: first sign-in, folder upload, grant and letter', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'de-DE', acceptDownloads: true });
+  const page = await ctx.newPage();
+  const offOrigin = [];
+  page.on('request', (r) => { if (!r.url().startsWith(demo.base_url)) offOrigin.push(r.url()); });
+  await page.goto(`${demo.base_url}/login`);
+  await page.fill('#username', demo.staff_username);
+  await page.fill('#password', demo.staff_password);
+  await page.click('button[type=submit]');
+  await page.fill('#new_password', 'Blauer-Kaffee-Tisch-47');
+  await page.fill('#repeat_password', 'Blauer-Kaffee-Tisch-47');
+  await page.click('button[type=submit]');
+  await page.waitForSelector('.qr svg');
+  await page.screenshot({ path: join(shots, 'staff-1-enrol.png') });
+  await page.fill('#totp', totp(demo.totp_secret));
+  await page.click('button[type=submit]');
+  await page.waitForURL('**/practice/terms');
+  await page.click('main button[type=submit]');
+  await page.waitForURL('**/practice');
+  await page.screenshot({ path: join(shots, 'staff-2-list.png') });
+
+  // A folder of DICOM files made by the binary itself.
+  const folder = mkdtempSync(join(tmpdir(), 'lk-upload-'));
+  execFileSync(bin, ['synth', '--out', folder, '--slices', '5', '--size', '64'], { stdio: 'ignore' });
+  await page.goto(`${demo.base_url}/practice/upload`);
+  await page.setInputFiles('#folder', folder);
+  try {
+    await page.waitForFunction(() => document.querySelectorAll('#results li.accepted').length === 6, null, { timeout: 30000 });
+  } finally {
+    await page.screenshot({ path: join(shots, 'staff-3-upload.png') });
+  }
+  await page.screenshot({ path: join(shots, 'staff-3-upload.png') });
+
+  await page.goto(`${demo.base_url}/practice`);
+  const rows = await page.locator('table tbody tr').count();
+  assert.equal(rows, 2, 'demo study and the uploaded one');
+  await page.locator('table tbody a').first().click();
+  await page.waitForSelector('.thumbs img');
+  await page.click('form.inline button[type=submit]');
+  await page.waitForSelector('.issued');
+  const code = await page.locator('.issued code').first().textContent();
+  assert.match(code, /^[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}$/);
+  await page.screenshot({ path: join(shots, 'staff-4-grant.png'), fullPage: true });
+  const href = await page.locator('.issued a').first().getAttribute('href');
+  const res = await page.request.get(`${demo.base_url}${href}`);
+  assert.equal(res.status(), 200);
+  assert.equal(res.headers()['content-type'], 'application/pdf');
+  assert.equal((await res.body()).subarray(0, 5).toString(), '%PDF-');
+  assert.deepEqual(offOrigin, [], 'no request leaves the origin');
+  await ctx.close();
+});
+
+test('patient: QR link and password on a phone', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2, locale: 'de-DE' });
+  const page = await ctx.newPage();
+  await page.goto(demo.patient_link);
+  await page.screenshot({ path: join(shots, 'patient-1-password.png') });
+  await page.fill('#password', demo.password);
+  await page.click('button[type=submit]');
+  await page.waitForURL('**/view');
+  assert.ok(!page.url().includes('/s/'), 'the link token left the address bar');
+  await page.waitForFunction(() => {
+    const imgs = [...document.querySelectorAll('#viewer img')];
+    return imgs.length > 0 && imgs.slice(0, 2).every((i) => i.complete && i.naturalWidth > 0);
+  });
+  await page.screenshot({ path: join(shots, 'patient-2-viewer.png') });
+  const storage = await page.evaluate(() => ({ local: localStorage.length, session: sessionStorage.length }));
+  assert.deepEqual(storage, { local: 0, session: 0 });
+  await page.click('text=Abmelden');
+  await page.waitForURL('**/access');
+  await page.goBack();
+  assert.ok(!(await page.content()).includes('Müller'), 'back after logout shows no patient data');
+  await ctx.close();
+});
