@@ -29,6 +29,11 @@ pub struct Services {
     /// where browsers treat plain HTTP as secure).
     pub secure_cookies: bool,
     pub signin_limiter: crate::access::ratelimit::IpLimiter,
+    /// Staff password attempts per address: keeps a flood from one address away
+    /// from the bounded argon2 queue, so others can still sign in.
+    pub staff_login_limiter: crate::access::ratelimit::IpLimiter,
+    /// Password checks in progress per address (sign-in pages of staff and patients).
+    pub password_checks: crate::access::ratelimit::InFlight,
 }
 
 pub async fn open_blob_store(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
@@ -74,6 +79,8 @@ pub async fn build(
         public_url: public_url.trim_end_matches('/').to_string(),
         secure_cookies,
         signin_limiter: crate::access::ratelimit::IpLimiter::new(30, 600),
+        staff_login_limiter: crate::access::ratelimit::IpLimiter::new(60, 600),
+        password_checks: crate::access::ratelimit::InFlight::new(2),
         config,
     })
 }

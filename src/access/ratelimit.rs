@@ -52,3 +52,68 @@ mod tests {
         assert!(l.allow(ip, 61));
     }
 }
+
+/// At most `max` requests of one address inside a costly step at once; more are
+/// refused at once instead of taking the places of other users.
+pub struct InFlight {
+    max: usize,
+    current: std::sync::Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+pub struct InFlightGuard {
+    ip: IpAddr,
+    current: std::sync::Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl InFlight {
+    pub fn new(max: usize) -> Self {
+        InFlight {
+            max,
+            current: Default::default(),
+        }
+    }
+
+    pub fn enter(&self, ip: IpAddr) -> Option<InFlightGuard> {
+        let mut map = self.current.lock().ok()?;
+        let n = map.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(InFlightGuard {
+            ip,
+            current: self.current.clone(),
+        })
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.current.lock()
+            && let Some(n) = map.get_mut(&self.ip)
+        {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod in_flight_tests {
+    use super::*;
+
+    #[test]
+    fn per_address_cap() {
+        let f = InFlight::new(2);
+        let ip: IpAddr = "127.0.0.2".parse().expect("ip");
+        let a = f.enter(ip);
+        let b = f.enter(ip);
+        assert!(a.is_some() && b.is_some());
+        assert!(f.enter(ip).is_none());
+        assert!(f.enter("127.0.0.1".parse().expect("ip")).is_some());
+        drop(a);
+        assert!(f.enter(ip).is_some());
+    }
+}

@@ -19,12 +19,16 @@ pub enum HashError {
 #[derive(Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
+    /// Callers waiting for a permit; beyond `max_waiting` the answer is Busy at once,
+    /// so a flood cannot queue up minutes of work.
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
+    max_waiting: usize,
     params: Params,
     /// Verified against when a user or grant does not exist, so timing does not tell.
     dummy_hash: Arc<String>,
 }
 
-const WAIT_FOR_PERMIT: Duration = Duration::from_secs(5);
+const WAIT_FOR_PERMIT: Duration = Duration::from_secs(3);
 
 impl PasswordHasher {
     pub fn new() -> Result<Self, HashError> {
@@ -35,6 +39,8 @@ impl PasswordHasher {
         let dummy = hash_blocking(&params, "lichtkasten-dummy-password")?;
         Ok(PasswordHasher {
             permits: Arc::new(Semaphore::new(cores)),
+            waiting: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            max_waiting: 4 * cores,
             params,
             dummy_hash: Arc::new(dummy),
         })
@@ -44,8 +50,15 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce(Params) -> T + Send + 'static,
     ) -> Result<T, HashError> {
-        let permit = tokio::time::timeout(WAIT_FOR_PERMIT, self.permits.clone().acquire_owned())
-            .await
+        use std::sync::atomic::Ordering;
+        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.max_waiting {
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(HashError::Busy);
+        }
+        let acquired =
+            tokio::time::timeout(WAIT_FOR_PERMIT, self.permits.clone().acquire_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        let permit = acquired
             .map_err(|_| HashError::Busy)?
             .map_err(|_| HashError::Internal)?;
         let params = self.params.clone();

@@ -93,6 +93,14 @@ pub async fn post_access(
     headers: HeaderMap,
     Form(form): Form<AccessForm>,
 ) -> Response {
+    let Some(_in_flight) = svc.password_checks.enter(peer.ip()) else {
+        return WebError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            "Too many attempts at once. Please wait a moment.",
+        )
+        .into_response();
+    };
     if !svc.signin_limiter.allow(peer.ip(), svc.clock.now()) {
         return WebError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -145,6 +153,14 @@ pub async fn post_link(
     Path(token): Path<String>,
     Form(form): Form<LinkForm>,
 ) -> Response {
+    let Some(_in_flight) = svc.password_checks.enter(peer.ip()) else {
+        return WebError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            "Too many attempts at once. Please wait a moment.",
+        )
+        .into_response();
+    };
     if !svc.signin_limiter.allow(peer.ip(), svc.clock.now()) {
         return WebError::new(
             StatusCode::TOO_MANY_REQUESTS,

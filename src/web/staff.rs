@@ -164,6 +164,7 @@ pub struct LoginForm {
 /// Who: anyone. Form fields `username` + `password`, then `totp`.
 pub async fn post_login(
     State(svc): Svc,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     pending: Result<PendingStaff, Response>,
     Form(form): Form<LoginForm>,
@@ -195,6 +196,20 @@ pub async fn post_login(
     let (Some(username), Some(password)) = (form.username, form.password) else {
         return Ok(credentials_page(t, Some(t.login_denied.into())));
     };
+    let Some(_in_flight) = svc.password_checks.enter(peer.ip()) else {
+        return Err(WebError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            "Too many sign-in attempts from this address at once. Please wait a moment.",
+        ));
+    };
+    if !svc.staff_login_limiter.allow(peer.ip(), svc.clock.now()) {
+        return Err(WebError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            "Too many sign-in attempts from this address. Please wait a few minutes.",
+        ));
+    }
     match staff::begin(&svc, &username, &password).await {
         Ok(token) => Ok(with_cookie(
             Redirect::to("/login").into_response(),

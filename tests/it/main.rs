@@ -10,6 +10,7 @@ mod isolation;
 mod journey;
 mod keys;
 mod letters;
+mod load;
 mod openapi;
 mod practice_admin;
 mod staff;
