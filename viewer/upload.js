@@ -56,7 +56,8 @@ function send(file, ui) {
 }
 
 async function uploadAll(files) {
-  const list = [...files];
+  // A DICOMDIR only indexes the media; the images are the other files.
+  const list = [...files].filter((f) => f.name.toUpperCase() !== 'DICOMDIR');
   let done = 0;
   overall.max = list.length || 1;
   overall.value = 0;

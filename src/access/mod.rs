@@ -402,6 +402,12 @@ pub async fn grant_letter(
         practice: crate::letters::PracticeHeader {
             name: &practice.name,
             address: &practice.address,
+            logo: svc
+                .db
+                .practice_logo(practice_id)
+                .await?
+                .as_deref()
+                .and_then(crate::letters::pdf::Jpeg::parse),
         },
         patient_name: &crate::dicom::display_person_name(&study.patient_name),
         birth_date: &crate::dicom::display_date_de(&study.patient_birth_date),

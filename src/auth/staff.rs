@@ -60,6 +60,17 @@ pub struct StaffScope {
     pub next_step: NextStep,
     /// The current terms of use are accepted.
     pub terms_accepted: bool,
+    /// When this session passed the TOTP step (sessions are renewed at that step).
+    pub authenticated_at: i64,
+}
+
+/// Changing credentials or API clients needs a sign-in at most this old.
+pub const RECENT_AUTH_SECS: i64 = 15 * 60;
+
+impl StaffScope {
+    pub fn recently_authenticated(&self, now: i64) -> bool {
+        self.full && now - self.authenticated_at <= RECENT_AUTH_SECS
+    }
 }
 
 fn next_step(user: &StaffUserRow) -> NextStep {
@@ -164,6 +175,7 @@ pub async fn check(svc: &Services, token: &str) -> Result<Option<StaffScope>, St
     Ok(Some(StaffScope {
         next_step: next_step(&user),
         terms_accepted: user.terms_accepted_version >= crate::users::TERMS_VERSION,
+        authenticated_at: s.created_at,
         user_id: user.id,
         practice_id: user.practice_id,
         username: user.username,

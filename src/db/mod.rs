@@ -66,6 +66,11 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "admin",
         sql: include_str!("../../migrations/sqlite/0004_admin.sql"),
     },
+    Migration {
+        version: 5,
+        name: "logo",
+        sql: include_str!("../../migrations/sqlite/0005_logo.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -88,6 +93,11 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "admin",
         sql: include_str!("../../migrations/postgres/0004_admin.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "logo",
+        sql: include_str!("../../migrations/postgres/0005_logo.sql"),
     },
 ];
 

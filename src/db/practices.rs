@@ -507,3 +507,25 @@ impl Db {
         Ok(())
     }
 }
+
+impl Db {
+    pub async fn set_practice_logo(&self, practice_id: &str, jpeg: Option<&[u8]>) -> DbResult<()> {
+        sqlx::query("UPDATE practices SET logo_jpeg = $2 WHERE id = $1")
+            .bind(practice_id)
+            .bind(jpeg.map(<[u8]>::to_vec))
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn practice_logo(&self, practice_id: &str) -> DbResult<Option<Vec<u8>>> {
+        let row = sqlx::query("SELECT logo_jpeg FROM practices WHERE id = $1")
+            .bind(practice_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(r) => sqlx::Row::try_get::<Option<Vec<u8>>, _>(&r, "logo_jpeg")?,
+            None => None,
+        })
+    }
+}

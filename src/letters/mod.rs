@@ -8,6 +8,8 @@ use pdf::{Font, Page};
 pub struct PracticeHeader<'a> {
     pub name: &'a str,
     pub address: &'a str,
+    /// The practice's logo, drawn top right.
+    pub logo: Option<pdf::Jpeg>,
 }
 
 pub struct AccessLetter<'a> {
@@ -27,6 +29,16 @@ const LEFT: f64 = 22.0;
 const WIDTH: f64 = 166.0;
 
 fn header(p: &mut Page, practice: &PracticeHeader<'_>) -> f64 {
+    if let Some(logo) = &practice.logo {
+        // Fit into 45 × 20 mm, keeping the aspect ratio.
+        let aspect = f64::from(logo.width) / f64::from(logo.height);
+        let (w, h) = if aspect > 45.0 / 20.0 {
+            (45.0, 45.0 / aspect)
+        } else {
+            (20.0 * aspect, 20.0)
+        };
+        p.image(logo.clone(), LEFT + WIDTH - w, 14.0, w, h);
+    }
     p.text(LEFT, 24.0, 15.0, Font::Bold, practice.name);
     let mut y = 30.0;
     for line in practice.address.lines().take(4) {

@@ -11,6 +11,52 @@ pub const A4_HEIGHT_MM: f64 = 297.0;
 #[derive(Default)]
 pub struct Page {
     ops: String,
+    image: Option<Jpeg>,
+}
+
+/// A baseline or progressive JPEG, placed as-is (DCTDecode): no re-encoding.
+#[derive(Clone)]
+pub struct Jpeg {
+    pub bytes: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    pub components: u8,
+}
+
+impl Jpeg {
+    /// Reads the frame header; `None` for anything that is not a usable JPEG.
+    pub fn parse(bytes: &[u8]) -> Option<Jpeg> {
+        if bytes.len() < 4 || bytes[0] != 0xFF || bytes[1] != 0xD8 {
+            return None;
+        }
+        let mut i = 2;
+        while i + 9 < bytes.len() {
+            if bytes[i] != 0xFF {
+                return None;
+            }
+            let marker = bytes[i + 1];
+            let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+            if matches!(marker, 0xC0 | 0xC1 | 0xC2) {
+                let height = u32::from(u16::from_be_bytes([bytes[i + 5], bytes[i + 6]]));
+                let width = u32::from(u16::from_be_bytes([bytes[i + 7], bytes[i + 8]]));
+                let components = bytes[i + 9];
+                if width == 0 || height == 0 || !(components == 1 || components == 3) {
+                    return None;
+                }
+                return Some(Jpeg {
+                    bytes: bytes.to_vec(),
+                    width,
+                    height,
+                    components,
+                });
+            }
+            if len < 2 {
+                return None;
+            }
+            i += 2 + len;
+        }
+        None
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -74,6 +120,19 @@ fn pdf_string(s: &str) -> String {
 }
 
 impl Page {
+    /// Places the page's one image (a logo) with its top-left corner at (x, y).
+    pub fn image(&mut self, jpeg: Jpeg, x_mm: f64, y_mm: f64, w_mm: f64, h_mm: f64) {
+        let _ = writeln!(
+            self.ops,
+            "q {:.2} 0 0 {:.2} {:.2} {:.2} cm /Im1 Do Q",
+            w_mm * MM,
+            h_mm * MM,
+            x_mm * MM,
+            (A4_HEIGHT_MM - y_mm - h_mm) * MM
+        );
+        self.image = Some(jpeg);
+    }
+
     /// Text with its baseline at `y_mm` from the top of the page.
     pub fn text(&mut self, x_mm: f64, y_mm: f64, size: f64, font: Font, s: &str) {
         let _ = writeln!(
@@ -185,11 +244,22 @@ pub fn render(pages: &[Page], title: &str) -> Vec<u8> {
         "<< /Title {} /Producer (Lichtkasten) >>",
         pdf_string(title)
     ));
+    // Images come after all pages, so page object numbers stay predictable.
+    let mut image_objects: Vec<(usize, &Jpeg)> = Vec::new();
+    let first_image = first_page + 2 * pages.len();
     for (i, page) in pages.iter().enumerate() {
         let content_id = first_page + 2 * i + 1;
+        let xobject = match &page.image {
+            Some(jpeg) => {
+                let id = first_image + image_objects.len();
+                image_objects.push((id, jpeg));
+                format!(" /XObject << /Im1 {id} 0 R >>")
+            }
+            None => String::new(),
+        };
         objects.push(format!(
             "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {:.2} {:.2}] /Contents {content_id} 0 R \
-             /Resources << /Font << /F1 3 0 R /F2 4 0 R /F3 5 0 R >> >> >>",
+             /Resources << /Font << /F1 3 0 R /F2 4 0 R /F3 5 0 R >>{xobject} >> >>",
             A4_WIDTH_MM * MM,
             A4_HEIGHT_MM * MM
         ));
@@ -201,20 +271,41 @@ pub fn render(pages: &[Page], title: &str) -> Vec<u8> {
     }
     let mut out = Vec::new();
     out.extend_from_slice(b"%PDF-1.4\n%\xE2\xE3\xCF\xD3\n");
-    let mut offsets = Vec::with_capacity(objects.len());
+    let mut offsets = Vec::with_capacity(objects.len() + image_objects.len());
     for (i, body) in objects.iter().enumerate() {
         offsets.push(out.len());
         out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
     }
+    for (id, jpeg) in &image_objects {
+        offsets.push(out.len());
+        let space = if jpeg.components == 1 {
+            "DeviceGray"
+        } else {
+            "DeviceRGB"
+        };
+        out.extend_from_slice(
+            format!(
+                "{id} 0 obj\n<< /Type /XObject /Subtype /Image /Width {} /Height {} /ColorSpace /{space} \
+                 /BitsPerComponent 8 /Filter /DCTDecode /Length {} >>\nstream\n",
+                jpeg.width,
+                jpeg.height,
+                jpeg.bytes.len()
+            )
+            .as_bytes(),
+        );
+        out.extend_from_slice(&jpeg.bytes);
+        out.extend_from_slice(b"\nendstream\nendobj\n");
+    }
+    let total_objects = objects.len() + image_objects.len();
     let xref = out.len();
-    let mut trailer = format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1);
+    let mut trailer = format!("xref\n0 {}\n0000000000 65535 f \n", total_objects + 1);
     for off in offsets {
         let _ = writeln!(trailer, "{off:010} 00000 n ");
     }
     let _ = write!(
         trailer,
         "trailer\n<< /Size {} /Root 1 0 R /Info 6 0 R >>\nstartxref\n{xref}\n%%EOF\n",
-        objects.len() + 1
+        total_objects + 1
     );
     out.extend_from_slice(trailer.as_bytes());
     out

@@ -179,6 +179,13 @@ pub fn expand_body(
 ) -> Result<(), UploadError> {
     if is_zip(&bytes) {
         expand_zip(&bytes, limits, files, rejected)
+    } else if name
+        .rsplit(['/', '\\'])
+        .next()
+        .is_some_and(|b| b.eq_ignore_ascii_case("DICOMDIR"))
+    {
+        // A DICOMDIR only indexes the media; the images arrive as the other files.
+        Ok(())
     } else {
         if files.len() >= limits.max_files {
             return Err(UploadError::TooManyFiles(limits.max_files));

@@ -114,6 +114,12 @@ pub fn router(svc: Arc<Services>) -> Router {
             "/practice/settings",
             get(practice_admin::get_settings).post(practice_admin::post_settings),
         )
+        .route(
+            "/practice/settings/logo",
+            post(practice_admin::post_logo).layer(DefaultBodyLimit::max(
+                practice_admin::LOGO_MAX_BYTES + 16 * 1024,
+            )),
+        )
         .route("/practice/upload", get(staff::get_upload))
         .route(
             "/practice/api/upload",

@@ -32,6 +32,19 @@ fn csrf_ok(scope: &StaffScope, presented: &str) -> Result<(), WebError> {
     }
 }
 
+/// Credentials and API clients change only shortly after a full sign-in.
+fn recent_auth(svc: &Services, scope: &StaffScope) -> Result<(), WebError> {
+    if scope.recently_authenticated(svc.clock.now()) {
+        Ok(())
+    } else {
+        Err(WebError::new(
+            StatusCode::FORBIDDEN,
+            "reauthentication_required",
+            "For this change, please sign out and sign in again (at most 15 minutes ago).",
+        ))
+    }
+}
+
 fn admin_error(e: UserAdminError) -> WebError {
     match e {
         UserAdminError::NotFound => WebError::not_found(),
@@ -157,6 +170,7 @@ pub async fn post_user(
     Form(f): Form<UserForm>,
 ) -> Result<Response, WebError> {
     csrf_ok(&admin, &f.csrf)?;
+    recent_auth(&svc, &admin)?;
     match users::create(&svc, &admin, &f.username, &f.display_name, &f.role).await {
         Ok(letter) => Ok(pdf(letter, "zugang.pdf")),
         Err(UserAdminError::Invalid(msg)) => {
@@ -175,6 +189,7 @@ pub async fn post_user_edit(
     Form(f): Form<UserForm>,
 ) -> Result<Response, WebError> {
     csrf_ok(&admin, &f.csrf)?;
+    recent_auth(&svc, &admin)?;
     match users::edit(
         &svc,
         &admin,
@@ -208,6 +223,7 @@ pub async fn post_user_action(
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
     csrf_ok(&admin, &f.csrf)?;
+    recent_auth(&svc, &admin)?;
     let id = checked_id(&id)?;
     let result = match action.as_str() {
         "deactivate" => users::set_active(&svc, &admin, id, false).await,
@@ -327,6 +343,7 @@ pub async fn post_api_client(
     Form(f): Form<ClientForm>,
 ) -> Result<Response, WebError> {
     csrf_ok(&admin, &f.csrf)?;
+    recent_auth(&svc, &admin)?;
     match users::create_api_client(&svc, &admin, &f.name).await {
         Ok(c) => {
             clients_page(
@@ -353,6 +370,7 @@ pub async fn post_api_client_action(
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
     csrf_ok(&admin, &f.csrf)?;
+    recent_auth(&svc, &admin)?;
     let id = checked_id(&id)?;
     match action.as_str() {
         "renew" => users::renew_api_client(&svc, &admin, id).await,
@@ -480,4 +498,56 @@ pub async fn post_terms(
         .await
         .map_err(admin_error)?;
     Ok(Redirect::to("/practice").into_response())
+}
+
+/// Largest accepted logo file.
+pub const LOGO_MAX_BYTES: usize = 256 * 1024;
+
+/// Who: an admin. Multipart fields `csrf` and `logo` (a JPEG up to 256 KB; empty removes it).
+pub async fn post_logo(
+    State(svc): Svc,
+    AdminSession(admin): AdminSession,
+    mut multipart: axum::extract::Multipart,
+) -> Result<Response, WebError> {
+    let bad = || WebError::bad_request("bad_logo", "Please choose a JPEG image of at most 256 KB.");
+    let mut csrf = String::new();
+    let mut logo: Option<Vec<u8>> = None;
+    while let Some(field) = multipart.next_field().await.map_err(|_| bad())? {
+        match field.name() {
+            Some("csrf") => {
+                csrf = field
+                    .text()
+                    .await
+                    .map_err(|_| bad())?
+                    .chars()
+                    .take(100)
+                    .collect()
+            }
+            Some("logo") => logo = Some(field.bytes().await.map_err(|_| bad())?.to_vec()),
+            _ => {}
+        }
+    }
+    csrf_ok(&admin, &csrf)?;
+    let logo = logo.filter(|l| !l.is_empty());
+    if let Some(bytes) = &logo {
+        let ok = bytes.len() <= LOGO_MAX_BYTES
+            && crate::letters::pdf::Jpeg::parse(bytes)
+                .is_some_and(|j| j.width <= 4000 && j.height <= 4000);
+        if !ok {
+            return Err(bad());
+        }
+    }
+    svc.db
+        .set_practice_logo(&admin.practice_id, logo.as_deref())
+        .await?;
+    crate::audit::record(
+        &svc,
+        &admin.practice_id,
+        &crate::audit::Actor::Staff(admin.user_id.clone()),
+        "practice.logo",
+        None,
+        "",
+    )
+    .await?;
+    Ok(Redirect::to("/practice/settings").into_response())
 }

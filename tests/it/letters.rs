@@ -221,3 +221,76 @@ async fn practice_create_writes_the_admin_letter() {
 fn german_date(iso: &str) -> String {
     format!("{}.{}.{}", &iso[8..10], &iso[5..7], &iso[..4])
 }
+
+#[tokio::test]
+async fn the_practice_logo_is_printed_on_letters() {
+    let app = TestApp::spawn().await;
+    let demo = app.demo().await;
+    let admin = super::staff::sign_in(&app, &demo).await;
+    let page = app
+        .get_with_cookie("/practice/settings", &admin)
+        .await
+        .text()
+        .await
+        .expect("settings");
+    let at = page.find("name=\"csrf\" value=\"").expect("csrf") + 19;
+    let csrf = page[at..].split('"').next().expect("v").to_string();
+    let mut jpeg = Vec::new();
+    let pixels: Vec<u8> = (0..40 * 20)
+        .flat_map(|i| [(i % 40 * 6) as u8, 80, 160])
+        .collect();
+    jpeg_encoder::Encoder::new(&mut jpeg, 90)
+        .encode(&pixels, 40, 20, jpeg_encoder::ColorType::Rgb)
+        .expect("jpeg");
+    let upload = |bytes: Vec<u8>| {
+        let form = reqwest::multipart::Form::new()
+            .text("csrf", csrf.clone())
+            .part(
+                "logo",
+                reqwest::multipart::Part::bytes(bytes).file_name("logo.jpg"),
+            );
+        app.http
+            .post(format!("{}/practice/settings/logo", app.base))
+            .header("cookie", &admin)
+            .multipart(form)
+            .send()
+    };
+    assert_eq!(
+        upload(b"GIF89a not a jpeg".to_vec())
+            .await
+            .expect("post")
+            .status(),
+        400
+    );
+    assert_eq!(upload(jpeg.clone()).await.expect("post").status(), 303);
+    let token = app.bearer(&demo).await;
+    let grant: serde_json::Value = app
+        .post_grant(&token, demo["study_id"].as_str().expect("s"))
+        .await
+        .json()
+        .await
+        .expect("grant");
+    let pdf = app
+        .get_api(
+            &token,
+            &format!(
+                "/api/v1/grants/{}/letter.pdf",
+                grant["id"].as_str().expect("id")
+            ),
+        )
+        .await
+        .bytes()
+        .await
+        .expect("pdf");
+    assert!(
+        pdf.windows(jpeg.len()).any(|w| w == jpeg.as_slice()),
+        "the logo is embedded unchanged"
+    );
+    assert!(pdf.windows(10).any(|w| w == b"/DCTDecode"));
+    if tools_present() {
+        let dir = tempfile::tempdir().expect("tmp");
+        // The file still reads and scans with the image in it.
+        assert!(pdf_text(&pdf, dir.path()).contains(grant["password"].as_str().expect("pw")));
+        assert_eq!(qr_codes(&pdf, dir.path()).len(), 1);
+    }
+}

@@ -260,6 +260,19 @@ async fn users_are_administered_with_letters() {
     .await;
     assert_eq!(res.status(), 400, "the last active admin stays");
 
+    // Credential changes need a recent sign-in.
+    app.clock.advance(16 * 60);
+    let res = post_form(
+        &app,
+        &format!("/practice/users/{mara_id}/reset"),
+        &admin,
+        &[("csrf", &csrf)],
+    )
+    .await;
+    assert_eq!(res.status(), 403);
+    let body = res.text().await.expect("body");
+    assert!(body.contains("reauthentication_required"));
+
     // Another practice's admin cannot touch her.
     let other = app.demo().await;
     let other_admin = sign_in(&app, &other).await;
