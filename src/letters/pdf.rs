@@ -36,7 +36,7 @@ impl Jpeg {
             }
             let marker = bytes[i + 1];
             let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
-            if matches!(marker, 0xC0 | 0xC1 | 0xC2) {
+            if matches!(marker, 0xC0..=0xC2) {
                 let height = u32::from(u16::from_be_bytes([bytes[i + 5], bytes[i + 6]]));
                 let width = u32::from(u16::from_be_bytes([bytes[i + 7], bytes[i + 8]]));
                 let components = bytes[i + 9];
