@@ -59,7 +59,9 @@ fn seal_letter(
     ))
 }
 
-/// What the practice prints on the letter. Shown once; only hashes are stored.
+/// What the practice prints on the letter. Lookups use hashes of code and link; the
+/// letter's contents are kept sealed under the study key so the letter can be printed
+/// again, and are shredded with the study.
 #[derive(Debug, serde::Serialize)]
 pub struct IssuedGrant {
     pub id: String,
@@ -202,6 +204,16 @@ async fn redeem(
             )
             .await?;
         }
+        return Err(AccessError::Denied);
+    }
+    // The checks above used the row as read before the (slow) password check; tries
+    // in flight meanwhile may have locked or revoked the grant.
+    let fresh = svc
+        .db
+        .grant_by_id(&grant.id)
+        .await?
+        .ok_or(AccessError::Denied)?;
+    if fresh.revoked_at.is_some() || fresh.locked_at.is_some() || fresh.expires_at <= now {
         return Err(AccessError::Denied);
     }
     svc.db.record_grant_success(&grant.id, now).await?;

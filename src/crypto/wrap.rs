@@ -81,7 +81,7 @@ pub fn seal<R: RngCore + CryptoRng>(
     let mut nonce = [0u8; 12];
     rng.fill_bytes(&mut nonce);
     let aad = aad(purpose, parent_id, child_id);
-    // Encrypting a slice into a Vec cannot fail for these sizes.
+    // AES-GCM only fails for inputs beyond 64 GiB; these are keys and short records.
     let ct = cipher
         .encrypt(
             Nonce::from_slice(&nonce),
@@ -90,7 +90,7 @@ pub fn seal<R: RngCore + CryptoRng>(
                 aad: &aad,
             },
         )
-        .unwrap_or_default();
+        .expect("AES-GCM sealing of a small buffer");
     let mut out = Vec::with_capacity(1 + 12 + ct.len());
     out.push(WRAP_VERSION);
     out.extend_from_slice(&nonce);

@@ -71,6 +71,11 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "logo",
         sql: include_str!("../../migrations/sqlite/0005_logo.sql"),
     },
+    Migration {
+        version: 6,
+        name: "findings",
+        sql: include_str!("../../migrations/sqlite/0006_findings.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -98,6 +103,11 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 5,
         name: "logo",
         sql: include_str!("../../migrations/postgres/0005_logo.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "findings",
+        sql: include_str!("../../migrations/postgres/0006_findings.sql"),
     },
 ];
 

@@ -520,3 +520,113 @@ impl Db {
             .collect()
     }
 }
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FindingRow {
+    pub id: String,
+    pub release_at: i64,
+    pub created_at: i64,
+    pub size: i64,
+    #[serde(skip)]
+    pub blob_id: String,
+    #[serde(skip)]
+    pub object_key: String,
+}
+
+impl Db {
+    /// Records a completely stored findings PDF (blob and row in one transaction).
+    pub async fn insert_finding(
+        &self,
+        id: &str,
+        practice_id: &str,
+        blob: &NewBlob<'_>,
+        release_at: i64,
+        now: i64,
+    ) -> DbResult<()> {
+        let (_gate, mut tx) = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO blobs (id, study_id, kind, object_key, plain_size, stored_size, sha256, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(blob.id)
+        .bind(blob.study_id)
+        .bind(blob.kind)
+        .bind(blob.object_key)
+        .bind(blob.plain_size)
+        .bind(blob.stored_size)
+        .bind(blob.sha256)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO findings (id, practice_id, study_id, blob_id, release_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(practice_id)
+        .bind(blob.study_id)
+        .bind(blob.id)
+        .bind(release_at)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn findings_of_study(
+        &self,
+        practice_id: &str,
+        study_id: &str,
+    ) -> DbResult<Vec<FindingRow>> {
+        let rows = sqlx::query(
+            "SELECT f.id, f.release_at, f.created_at, b.plain_size, b.id AS blob_id, b.object_key
+             FROM findings f JOIN blobs b ON b.id = f.blob_id
+             WHERE f.practice_id = $1 AND f.study_id = $2 ORDER BY f.created_at",
+        )
+        .bind(practice_id)
+        .bind(study_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(FindingRow {
+                    id: get_str(r, "id")?,
+                    release_at: get_i64(r, "release_at")?,
+                    created_at: get_i64(r, "created_at")?,
+                    size: get_i64(r, "plain_size")?,
+                    blob_id: get_str(r, "blob_id")?,
+                    object_key: get_str(r, "object_key")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Studies of the practice with a finding not yet released at `now`.
+    pub async fn studies_with_unreleased_findings(
+        &self,
+        practice_id: &str,
+        now: i64,
+    ) -> DbResult<std::collections::HashSet<String>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT study_id FROM findings WHERE practice_id = $1 AND release_at > $2",
+        )
+        .bind(practice_id)
+        .bind(now)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| get_str(r, "study_id")).collect()
+    }
+}
+
+impl Db {
+    /// The matching key of a study's patient.
+    pub async fn study_patient_key(&self, study_id: &str) -> DbResult<Option<String>> {
+        let row = sqlx::query(
+            "SELECT p.patient_key FROM studies s JOIN patients p ON p.id = s.patient_id WHERE s.id = $1",
+        )
+        .bind(study_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| get_str(&r, "patient_key")).transpose()
+    }
+}

@@ -90,6 +90,13 @@ pub async fn ingest_files(
                     Outcome::Duplicate => entry.duplicates += 1,
                 }
             }
+            Err(StudyError::PatientMismatch) => {
+                rejected.push(Rejection::new(
+                    &file.name,
+                    "patient_mismatch",
+                    "The file belongs to a study of another patient; it was not stored.",
+                ));
+            }
             Err(e) => {
                 tracing::error!(error = %e, "ingest of one file failed");
                 rejected.push(Rejection::new(
@@ -126,6 +133,20 @@ async fn study_and_key(
     p: &ParsedInstance,
 ) -> Result<(String, Key32), StudyError> {
     if let Some(row) = svc.db.study_key_by_uid(practice_id, &p.study_uid).await? {
+        // A file that names an existing study but another patient must not join it:
+        // that would show one patient's images to another.
+        let kek = svc.keys.practice_key(&svc.db, kek_id).await?;
+        let details = PatientDetails {
+            name: p.patient_name.clone(),
+            patient_id: p.patient_id.clone(),
+            birth_date: p.patient_birth_date.clone(),
+            sex: p.patient_sex.clone(),
+        };
+        if svc.db.study_patient_key(&row.id).await?.as_deref()
+            != Some(patient_index(&kek, &details.match_text()).as_str())
+        {
+            return Err(StudyError::PatientMismatch);
+        }
         let dek = svc.keys.study_key(&svc.db, &row).await?;
         return Ok((row.id, dek));
     }

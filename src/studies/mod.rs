@@ -1,6 +1,7 @@
 //! Use cases on studies: ingest, view, delete. Every byte of patient data leaves
 //! through here; each function takes the caller's practice scope and audits.
 
+pub mod findings;
 pub mod ingest;
 pub mod upload;
 pub mod view;
@@ -23,6 +24,10 @@ pub enum StudyError {
     Integrity,
     #[error(transparent)]
     Dicom(#[from] crate::dicom::DicomError),
+    #[error("not a PDF")]
+    NotPdf,
+    #[error("the study belongs to another patient")]
+    PatientMismatch,
 }
 
 /// A study as the practice and the viewer see it, sealed parts opened.

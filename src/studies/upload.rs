@@ -84,7 +84,7 @@ pub fn expand_zip(
 ) -> Result<(), UploadError> {
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.as_ref()))
         .map_err(|_| UploadError::BadZip)?;
-    if archive.len() > limits.max_files {
+    if files.len() + archive.len() > limits.max_files {
         return Err(UploadError::TooManyFiles(limits.max_files));
     }
     let mut total: u64 = files.iter().map(|f| f.bytes.len() as u64).sum();
@@ -136,11 +136,10 @@ pub fn expand_zip(
             ));
             continue;
         }
-        // Read at most one byte past the limit: sizes in ZIP headers can lie.
+        // Read at most one byte past what the header declares: sizes in ZIP headers
+        // can lie, and a lie is a bomb or a broken archive either way.
         let mut buf = Vec::with_capacity(declared.min(limits.max_file_bytes) as usize);
-        let read = (&mut entry)
-            .take(limits.max_file_bytes + 1)
-            .read_to_end(&mut buf);
+        let read = (&mut entry).take(declared + 1).read_to_end(&mut buf);
         if read.is_err() {
             rejected.push(Rejection::new(
                 &name,
@@ -149,11 +148,11 @@ pub fn expand_zip(
             ));
             continue;
         }
-        if buf.len() as u64 > limits.max_file_bytes {
+        if buf.len() as u64 > declared {
             rejected.push(Rejection::new(
                 &name,
-                "file_too_large",
-                "The file is larger than allowed.",
+                "zip_bomb",
+                "The file is larger than the archive says and was not unpacked.",
             ));
             continue;
         }
@@ -189,6 +188,9 @@ pub fn expand_body(
     } else {
         if files.len() >= limits.max_files {
             return Err(UploadError::TooManyFiles(limits.max_files));
+        }
+        if bytes.len() as u64 > limits.max_file_bytes {
+            return Err(UploadError::TooLarge);
         }
         files.push(UploadedFile {
             name: label(name),

@@ -68,6 +68,16 @@ impl From<crate::studies::StudyError> for WebError {
         use crate::studies::StudyError as S;
         match e {
             S::NotFound => WebError::not_found(),
+            S::PatientMismatch => WebError::new(
+                StatusCode::CONFLICT,
+                "patient_mismatch",
+                "The study belongs to another patient.",
+            ),
+            S::NotPdf => WebError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_pdf",
+                "Findings must be a PDF file of at most 50 MB.",
+            ),
             S::Dicom(d) => WebError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 d.code(),

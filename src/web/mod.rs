@@ -71,7 +71,10 @@ pub fn router(svc: Arc<Services>) -> Router {
         .route("/login/password", post(staff::post_login_password))
         // a signed-in staff member (StaffSession), own practice only
         .route("/logout", post(staff::post_logout))
-        .route("/practice", get(staff::get_studies))
+        .route(
+            "/practice",
+            get(staff::get_studies).post(staff::post_studies),
+        )
         .route("/practice/studies/{id}", get(staff::get_study))
         .route("/practice/studies/{id}/grants", post(staff::post_grant))
         .route("/practice/studies/{id}/delete", post(staff::post_delete))

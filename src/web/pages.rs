@@ -459,12 +459,11 @@ pub async fn get_lang(
     axum::extract::Query(q): axum::extract::Query<LangQuery>,
 ) -> Response {
     let lang = if code == "en" { "en" } else { "de" };
-    let back = q
-        .back
-        .filter(|b| {
-            b.starts_with('/') && !b.starts_with("//") && !b.contains('\\') && b.len() <= 100
-        })
-        .unwrap_or_else(|| "/".into());
+    // Only our own pages: a free-form target would be an open redirect.
+    let back = match q.back.as_deref() {
+        Some(b @ ("/practice" | "/access" | "/login")) => b.to_string(),
+        _ => "/".to_string(),
+    };
     let mut res = axum::response::Redirect::to(&back).into_response();
     if let Ok(v) = axum::http::HeaderValue::from_str(&format!(
         "lk_lang={lang}; Path=/; SameSite=Lax; Max-Age=31536000"

@@ -309,32 +309,16 @@ struct StudiesPage {
     to: String,
     expiring: bool,
     unopened: bool,
-    prev_page: Option<String>,
-    next_page: Option<String>,
+    prev_page: Option<usize>,
+    next_page: Option<usize>,
 }
 
 const PAGE_SIZE: usize = 50;
 
-/// `k=v&` pairs of the non-empty values, percent-encoded, for paging links.
-fn serde_urlencoded_pairs(pairs: &[(&str, &str)]) -> String {
-    let mut out = String::new();
-    for (k, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
-        out.push_str(k);
-        out.push('=');
-        for b in v.bytes() {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                out.push(b as char);
-            } else {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-        out.push('&');
-    }
-    out
-}
-
 #[derive(serde::Deserialize, Default)]
 pub struct ListQuery {
+    #[serde(default)]
+    csrf: String,
     expiring: Option<String>,
     unopened: Option<String>,
     page: Option<usize>,
@@ -349,11 +333,44 @@ fn limited(s: Option<String>, max: usize) -> String {
 }
 
 /// Who: a signed-in staff member; only the own practice's studies.
+/// Who: a signed-in staff member; only the own practice's studies. Without filters:
+/// search terms name patients, so they travel in POST bodies, never in URLs.
 pub async fn get_studies(
     State(svc): Svc,
     headers: HeaderMap,
     StaffSession(staff): StaffSession,
-    Query(q): Query<ListQuery>,
+    Query(page): Query<PageQuery>,
+) -> Result<Response, WebError> {
+    let q = ListQuery {
+        page: page.page,
+        ..ListQuery::default()
+    };
+    studies_page(&svc, &headers, staff, q).await
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct PageQuery {
+    page: Option<usize>,
+}
+
+/// Who: a signed-in staff member. The search form.
+pub async fn post_studies(
+    State(svc): Svc,
+    headers: HeaderMap,
+    StaffSession(staff): StaffSession,
+    Form(q): Form<ListQuery>,
+) -> Result<Response, WebError> {
+    if !csrf_ok(&staff, &q.csrf) {
+        return Err(csrf_refused());
+    }
+    studies_page(&svc, &headers, staff, q).await
+}
+
+async fn studies_page(
+    svc: &Services,
+    headers: &HeaderMap,
+    staff: StaffScope,
+    q: ListQuery,
 ) -> Result<Response, WebError> {
     let (text, modality, from, to) = (
         limited(q.q, 100),
@@ -369,7 +386,7 @@ pub async fn get_studies(
         expiring_soon: q.expiring.is_some(),
         never_opened: q.unopened.is_some(),
     };
-    let page = q.page.unwrap_or(0).min(10_000);
+    let page = q.page.unwrap_or(0).min(100);
     let mut studies = view::search(
         &svc,
         &staff.practice_id,
@@ -410,14 +427,6 @@ pub async fn get_studies(
             warnings.push(format!("{} {expiring}", t.expiring_warning));
         }
     }
-    let query = serde_urlencoded_pairs(&[
-        ("q", &text),
-        ("modality", &modality),
-        ("from", &from),
-        ("to", &to),
-        ("expiring", if filter.expiring_soon { "1" } else { "" }),
-        ("unopened", if filter.never_opened { "1" } else { "" }),
-    ]);
     Ok(render(
         StatusCode::OK,
         &StudiesPage {
@@ -431,8 +440,8 @@ pub async fn get_studies(
             to,
             expiring: filter.expiring_soon,
             unopened: filter.never_opened,
-            prev_page: (page > 0).then(|| format!("/practice?{query}page={}", page - 1)),
-            next_page: has_next.then(|| format!("/practice?{query}page={}", page + 1)),
+            prev_page: (page > 0).then(|| page - 1),
+            next_page: has_next.then_some(page + 1),
         },
     ))
 }

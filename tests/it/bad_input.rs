@@ -228,3 +228,34 @@ async fn concurrent_uploads_of_one_new_study_all_land() {
         .expect("detail");
     assert_eq!(detail["instance_count"], 8);
 }
+
+#[tokio::test]
+async fn a_file_of_another_patient_cannot_join_a_study() {
+    let app = TestApp::spawn().await;
+    let demo = app.demo().await;
+    let token = app.bearer(&demo).await;
+    let mut rng = rand::thread_rng();
+    let spec = StudySpec::demo(&mut rng);
+    let first = ct_slice(&spec, "1.2.3.4", &new_uid(&mut rng), 0, 2, 32);
+    assert_eq!(
+        app.post_studies(&token, "application/dicom", first)
+            .await
+            .status(),
+        200
+    );
+    // Same StudyInstanceUID, another patient: refused, nothing added.
+    let mut other = spec.clone();
+    other.patient_name = "Fremd^Frieda".into();
+    other.patient_id = "OTHER-1".into();
+    let intruder = ct_slice(&other, "1.2.3.4", &new_uid(&mut rng), 1, 2, 32);
+    let res = app
+        .post_studies(&token, "application/dicom", intruder)
+        .await;
+    assert_eq!(res.status(), 422);
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["rejected"][0]["code"], "patient_mismatch");
+    assert!(
+        !body.to_string().contains("Fremd"),
+        "no patient data in the answer"
+    );
+}

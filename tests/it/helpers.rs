@@ -267,3 +267,28 @@ pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// The staff study search (a POST with the page's CSRF token), as the form sends it.
+pub async fn search_studies(
+    app: &TestApp,
+    session: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let page = app
+        .get_with_cookie("/practice", session)
+        .await
+        .text()
+        .await
+        .expect("list");
+    let at = page.find("name=\"csrf\" value=\"").expect("csrf") + 19;
+    let csrf = page[at..].split('"').next().expect("value").to_string();
+    let mut form: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+    form.extend_from_slice(fields);
+    app.http
+        .post(format!("{}/practice", app.base))
+        .header("cookie", session)
+        .form(&form)
+        .send()
+        .await
+        .expect("search")
+}

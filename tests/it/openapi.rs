@@ -84,6 +84,19 @@ async fn cross_site_form_posts_are_refused() {
         .expect("post");
     assert_eq!(res.status(), 403);
     assert!(res.headers().get("set-cookie").is_none());
+    // An opaque origin (sandboxed frame, data: page) and Fetch Metadata saying
+    // "cross-site" are refused too.
+    for (name, value) in [("origin", "null"), ("sec-fetch-site", "cross-site")] {
+        let res = app
+            .http
+            .post(format!("{}/access", app.base))
+            .header(name, value)
+            .form(&[("access_code", "x"), ("password", "y")])
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(res.status(), 403, "{name}: {value}");
+    }
 }
 
 #[tokio::test]

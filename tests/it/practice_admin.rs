@@ -480,8 +480,7 @@ async fn study_list_filters_language_and_upload_limit() {
     let study = demo["study_id"].as_str().expect("study");
 
     // Never opened: listed until the patient signs in.
-    let unopened = app
-        .get_with_cookie("/practice?unopened=1", &admin)
+    let unopened = super::helpers::search_studies(&app, &admin, &[("unopened", "1")])
         .await
         .text()
         .await
@@ -494,8 +493,7 @@ async fn study_list_filters_language_and_upload_limit() {
         )
         .await;
     assert_eq!(res.status(), 303);
-    let unopened = app
-        .get_with_cookie("/practice?unopened=1", &admin)
+    let unopened = super::helpers::search_studies(&app, &admin, &[("unopened", "1")])
         .await
         .text()
         .await
@@ -503,8 +501,7 @@ async fn study_list_filters_language_and_upload_limit() {
     assert!(!unopened.contains(study));
 
     // Access ending within 5 days: the 90-day demo grant qualifies after 86 days.
-    let soon = app
-        .get_with_cookie("/practice?expiring=1", &admin)
+    let soon = super::helpers::search_studies(&app, &admin, &[("expiring", "1")])
         .await
         .text()
         .await
@@ -512,8 +509,7 @@ async fn study_list_filters_language_and_upload_limit() {
     assert!(!soon.contains(study));
     app.clock.advance(86 * 86_400);
     let admin = sign_in_again(&app, &demo).await;
-    let soon = app
-        .get_with_cookie("/practice?expiring=1", &admin)
+    let soon = super::helpers::search_studies(&app, &admin, &[("expiring", "1")])
         .await
         .text()
         .await

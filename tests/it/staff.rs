@@ -342,16 +342,14 @@ async fn practice_pages_csrf_isolation_and_upload() {
     assert_eq!(res.status(), 200);
     let report: serde_json::Value = res.json().await.expect("json");
     assert_eq!(report["studies"][0]["accepted"], 1);
-    let found = app
-        .get_with_cookie("/practice?q=baecker+kaethe", &session)
+    let found = super::helpers::search_studies(&app, &session, &[("q", "baecker kaethe")])
         .await
         .text()
         .await
         .expect("html");
     assert!(found.contains("Käthe Bäcker"));
     assert!(!found.contains("Jürgen Müller"));
-    let by_birth = app
-        .get_with_cookie("/practice?q=14.05.1963", &session)
+    let by_birth = super::helpers::search_studies(&app, &session, &[("q", "14.05.1963")])
         .await
         .text()
         .await
