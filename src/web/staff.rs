@@ -387,13 +387,8 @@ async fn studies_page(
         never_opened: q.unopened.is_some(),
     };
     let page = q.page.unwrap_or(0).min(100);
-    let mut studies = view::search(
-        &svc,
-        &staff.practice_id,
-        &filter,
-        (page + 1) * PAGE_SIZE + 1,
-    )
-    .await?;
+    let mut studies =
+        view::search(svc, &staff.practice_id, &filter, (page + 1) * PAGE_SIZE + 1).await?;
     let has_next = studies.len() > (page + 1) * PAGE_SIZE;
     studies.truncate((page + 1) * PAGE_SIZE);
     let studies: Vec<StudySummary> = studies.into_iter().skip(page * PAGE_SIZE).collect();
@@ -410,17 +405,17 @@ async fn studies_page(
             instance_count: s.instance_count,
         })
         .collect();
-    let t = texts(&headers);
+    let t = texts(headers);
     let mut warnings = Vec::new();
     if staff.is_admin {
-        if crate::users::active_admins(&svc, &staff.practice_id)
+        if crate::users::active_admins(svc, &staff.practice_id)
             .await
             .map_err(WebError::internal)?
             < 2
         {
             warnings.push(t.admin_warning.to_string());
         }
-        let expiring = crate::users::expiring_api_clients(&svc, &staff.practice_id)
+        let expiring = crate::users::expiring_api_clients(svc, &staff.practice_id)
             .await
             .map_err(WebError::internal)?;
         if expiring > 0 {
