@@ -36,14 +36,15 @@ pub async fn attach(
     release: Release,
     actor: &Actor,
 ) -> Result<FindingRow, StudyError> {
-    if !looks_like_pdf(&pdf) {
-        return Err(StudyError::NotPdf);
-    }
+    // Another practice's study answers like a missing one, whatever the body.
     let record = svc
         .db
         .study_record(practice_id, study_id)
         .await?
         .ok_or(StudyError::NotFound)?;
+    if !looks_like_pdf(&pdf) {
+        return Err(StudyError::NotPdf);
+    }
     let (_, dek) = super::open_record(svc, record).await?;
     let now = svc.clock.now();
     let release_at = match release {

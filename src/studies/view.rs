@@ -188,6 +188,8 @@ pub struct StudyFilter {
     pub expiring_soon: bool,
     /// Only studies the patient has never opened.
     pub never_opened: bool,
+    /// Only studies with findings not yet released to the patient.
+    pub findings_unreleased: bool,
 }
 
 /// Lower case, umlauts spelled out, other accents dropped, DICOM name separators as
@@ -263,8 +265,18 @@ pub async fn search(
     } else {
         Default::default()
     };
+    let unreleased = if filter.findings_unreleased {
+        svc.db
+            .studies_with_unreleased_findings(practice_id, now)
+            .await?
+    } else {
+        Default::default()
+    };
     let mut out = Vec::new();
     for rec in records {
+        if filter.findings_unreleased && !unreleased.contains(&rec.id) {
+            continue;
+        }
         let g = grants.get(&rec.id).cloned().unwrap_or_default();
         if filter.expiring_soon && g.next_expiry.is_none_or(|e| e - now > 5 * 86_400) {
             continue;

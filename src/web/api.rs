@@ -355,3 +355,47 @@ pub async fn post_reissue(
     .await?;
     Ok(Json(grant_json(issued)).into_response())
 }
+
+#[derive(serde::Deserialize, Default)]
+pub struct FindingsQuery {
+    /// `now`, `default` (the practice's delay), or absent with `release_at`.
+    release: Option<String>,
+    /// Unix seconds.
+    release_at: Option<i64>,
+}
+
+/// Who: the practice's API clients. Body: the findings PDF (`application/pdf`).
+pub async fn post_findings(
+    State(svc): Svc,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+    Query(q): Query<FindingsQuery>,
+    body: axum::body::Bytes,
+) -> Result<Response, WebError> {
+    use crate::studies::findings::{self, Release};
+    let release = match (q.release.as_deref(), q.release_at) {
+        (_, Some(t)) => Release::At(t),
+        (Some("now"), None) => Release::Now,
+        (None | Some("default"), None) => Release::PracticeDefault,
+        _ => {
+            return Err(WebError::bad_request(
+                "invalid_request",
+                "release is now, default, or give release_at.",
+            ));
+        }
+    };
+    let f = findings::attach(
+        &svc,
+        &caller.practice_id,
+        checked_id(&id)?,
+        body,
+        release,
+        &Actor::ApiClient(caller.client_id),
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({"id": f.id, "release_at": f.release_at})),
+    )
+        .into_response())
+}

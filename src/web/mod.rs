@@ -41,6 +41,12 @@ pub fn router(svc: Arc<Services>) -> Router {
         )
         .route("/api/v1/studies/{id}/grants", post(api::post_grant))
         .route("/api/v1/studies/{id}/audit", get(api::get_study_audit))
+        .route(
+            "/api/v1/studies/{id}/findings",
+            post(api::post_findings).layer(DefaultBodyLimit::max(
+                crate::studies::findings::MAX_FINDINGS_BYTES,
+            )),
+        )
         .route("/api/v1/grants/{id}", delete(api::delete_grant))
         .route("/api/v1/grants/{id}/letter.pdf", get(api::get_grant_letter))
         .route("/api/v1/grants/{id}/reissue", post(api::post_reissue));
@@ -62,6 +68,7 @@ pub fn router(svc: Arc<Services>) -> Router {
             get(patient::get_rendered),
         )
         .route("/view/api/heartbeat", post(patient::post_heartbeat))
+        .route("/view/api/findings/{id}", get(patient::get_findings_pdf))
         .route("/view/logout", post(patient::post_logout))
         .layer(DefaultBodyLimit::max(FORM_LIMIT));
     let practice = Router::new()
@@ -78,6 +85,16 @@ pub fn router(svc: Arc<Services>) -> Router {
         .route("/practice/studies/{id}", get(staff::get_study))
         .route("/practice/studies/{id}/grants", post(staff::post_grant))
         .route("/practice/studies/{id}/delete", post(staff::post_delete))
+        .route(
+            "/practice/studies/{id}/findings",
+            post(staff::post_findings).layer(DefaultBodyLimit::max(
+                crate::studies::findings::MAX_FINDINGS_BYTES + 64 * 1024,
+            )),
+        )
+        .route(
+            "/practice/studies/{study}/findings/{finding}",
+            get(staff::get_findings_pdf),
+        )
         .route("/practice/grants/{id}/revoke", post(staff::post_revoke))
         .route("/practice/grants/{id}/reissue", post(staff::post_reissue))
         .route(

@@ -118,6 +118,17 @@ pub struct Texts {
     pub filter_expiring: &'static str,
     pub filter_unopened: &'static str,
     pub previous: &'static str,
+    pub findings: &'static str,
+    pub released_at: &'static str,
+    pub released: &'static str,
+    pub pending: &'static str,
+    pub release_now: &'static str,
+    pub release_default: &'static str,
+    pub release_date: &'static str,
+    pub attach_findings: &'static str,
+    pub filter_unreleased: &'static str,
+    pub download: &'static str,
+    pub your_findings: &'static str,
 }
 
 const DE: Texts = Texts {
@@ -232,6 +243,17 @@ const DE: Texts = Texts {
     filter_expiring: "Zugang endet in 5 Tagen",
     filter_unopened: "Nie geöffnet",
     previous: "Zurück",
+    findings: "Befunde",
+    released_at: "Freigabe",
+    released: "freigegeben",
+    pending: "wartet",
+    release_now: "sofort",
+    release_default: "nach der Praxis-Frist",
+    release_date: "am Datum:",
+    attach_findings: "Befund hochladen (PDF)",
+    filter_unreleased: "Befund nicht freigegeben",
+    download: "Herunterladen",
+    your_findings: "Ihr Befund",
 };
 
 const EN: Texts = Texts {
@@ -346,6 +368,17 @@ const EN: Texts = Texts {
     filter_expiring: "Access ends within 5 days",
     filter_unopened: "Never opened",
     previous: "Previous",
+    findings: "Findings",
+    released_at: "Release",
+    released: "released",
+    pending: "pending",
+    release_now: "at once",
+    release_default: "after the practice's delay",
+    release_date: "on date:",
+    attach_findings: "Upload findings (PDF)",
+    filter_unreleased: "Findings not released",
+    download: "Download",
+    your_findings: "Your findings",
 };
 
 /// German unless the browser prefers English over German.
@@ -424,6 +457,8 @@ pub struct ViewerPage {
     pub study_description: String,
     pub access_until: String,
     pub series: Vec<SeriesView>,
+    /// Released findings: (id, date).
+    pub findings: Vec<(String, String)>,
 }
 
 #[derive(Template)]

@@ -197,6 +197,13 @@ pub async fn get_viewer(
         &format!("grant={}", scope.grant_id),
     )
     .await?;
+    let now = svc.clock.now();
+    let findings = crate::studies::findings::list(&svc, &scope.practice_id, &scope.study_id)
+        .await?
+        .into_iter()
+        .filter(|f| f.release_at <= now)
+        .map(|f| (f.id, format_date(f.created_at)))
+        .collect();
     let series = detail
         .series
         .iter()
@@ -225,6 +232,7 @@ pub async fn get_viewer(
             study_description: detail.study.description.clone(),
             access_until: format_date(scope.grant_expires_at),
             series,
+            findings,
         },
     ))
 }
@@ -247,7 +255,15 @@ pub async fn get_manifest(
     PatientSession(scope): PatientSession,
 ) -> Result<Response, WebError> {
     let detail = view::detail(&svc, &scope.practice_id, &scope.study_id).await?;
+    let now = svc.clock.now();
+    let findings: Vec<_> =
+        crate::studies::findings::list(&svc, &scope.practice_id, &scope.study_id)
+            .await?
+            .into_iter()
+            .filter(|f| f.release_at <= now)
+            .collect();
     Ok(Json(serde_json::json!({
+        "findings": findings,
         "study": detail,
         "access_until": scope.grant_expires_at,
         "session_ends_at": scope.ends_at,
@@ -302,4 +318,25 @@ pub async fn post_logout(State(svc): Svc, session: Result<PatientSession, Respon
         h.insert(header::SET_COOKIE, v);
     }
     res
+}
+
+/// Who: a live patient or referrer session. A released findings PDF of its study.
+pub async fn get_findings_pdf(
+    State(svc): Svc,
+    PatientSession(scope): PatientSession,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    if !is_valid_id(&id) {
+        return Err(WebError::not_found());
+    }
+    let bytes = crate::studies::findings::original(
+        &svc,
+        &scope.practice_id,
+        &scope.study_id,
+        &id,
+        true,
+        &access_actor(&scope),
+    )
+    .await?;
+    Ok(super::staff::pdf_download(bytes))
 }

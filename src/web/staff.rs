@@ -309,6 +309,7 @@ struct StudiesPage {
     to: String,
     expiring: bool,
     unopened: bool,
+    unreleased: bool,
     prev_page: Option<usize>,
     next_page: Option<usize>,
 }
@@ -321,6 +322,7 @@ pub struct ListQuery {
     csrf: String,
     expiring: Option<String>,
     unopened: Option<String>,
+    unreleased: Option<String>,
     page: Option<usize>,
     q: Option<String>,
     modality: Option<String>,
@@ -385,6 +387,7 @@ async fn studies_page(
         date_to: to.replace('-', ""),
         expiring_soon: q.expiring.is_some(),
         never_opened: q.unopened.is_some(),
+        findings_unreleased: q.unreleased.is_some(),
     };
     let page = q.page.unwrap_or(0).min(100);
     let mut studies =
@@ -435,6 +438,7 @@ async fn studies_page(
             to,
             expiring: filter.expiring_soon,
             unopened: filter.never_opened,
+            unreleased: filter.findings_unreleased,
             prev_page: (page > 0).then(|| page - 1),
             next_page: has_next.then_some(page + 1),
         },
@@ -453,6 +457,13 @@ struct HistoryRow {
     when: String,
     who: String,
     what: String,
+}
+
+struct FindingView {
+    id: String,
+    created: String,
+    release: String,
+    state: String,
 }
 
 struct IssuedView {
@@ -475,6 +486,7 @@ struct StudyPage {
     series: Vec<SeriesView>,
     grants: Vec<GrantView>,
     history: Vec<HistoryRow>,
+    findings: Vec<FindingView>,
     issued: Option<IssuedView>,
     default_days: i64,
 }
@@ -544,6 +556,21 @@ async fn study_page(
                 .collect(),
         })
         .collect();
+    let findings = crate::studies::findings::list(svc, &staff.practice_id, study_id)
+        .await?
+        .into_iter()
+        .map(|f| FindingView {
+            created: format_datetime(f.created_at),
+            release: format_datetime(f.release_at),
+            state: if f.release_at <= now {
+                t.released
+            } else {
+                t.pending
+            }
+            .to_string(),
+            id: f.id,
+        })
+        .collect();
     let default_days = svc
         .db
         .practice(&staff.practice_id)
@@ -569,6 +596,7 @@ async fn study_page(
             series,
             grants,
             history,
+            findings,
             issued,
             default_days,
         },
@@ -845,4 +873,99 @@ pub async fn post_reissue(
         .await?
         .ok_or_else(WebError::not_found)?;
     study_page(&svc, texts(&headers), staff, &grant.study_id, Some(issued)).await
+}
+
+/// Who: a signed-in staff member. Multipart fields `csrf`, `file` (PDF) and `release`
+/// (`now`, `default`, or a date `YYYY-MM-DD`).
+pub async fn post_findings(
+    State(svc): Svc,
+    StaffSession(staff): StaffSession,
+    Path(id): Path<String>,
+    mut multipart: Multipart,
+) -> Result<Response, WebError> {
+    use crate::studies::findings::{self, Release};
+    let bad = || WebError::bad_request("bad_findings", "Please choose a PDF file.");
+    let (mut csrf, mut release, mut pdf) = (String::new(), String::new(), None);
+    while let Some(field) = multipart.next_field().await.map_err(|_| bad())? {
+        match field.name() {
+            Some("csrf") => {
+                csrf = field
+                    .text()
+                    .await
+                    .map_err(|_| bad())?
+                    .chars()
+                    .take(100)
+                    .collect()
+            }
+            Some("release") => {
+                release = field
+                    .text()
+                    .await
+                    .map_err(|_| bad())?
+                    .chars()
+                    .take(20)
+                    .collect()
+            }
+            Some("file") => pdf = Some(field.bytes().await.map_err(|_| bad())?),
+            _ => {}
+        }
+    }
+    if !csrf_ok(&staff, &csrf) {
+        return Err(csrf_refused());
+    }
+    let release = match release.as_str() {
+        "now" => Release::Now,
+        "" | "default" => Release::PracticeDefault,
+        date => {
+            let d = time::Date::parse(
+                date,
+                time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .map_err(|_| {
+                WebError::bad_request(
+                    "invalid_date",
+                    "The release date must look like 2026-12-31.",
+                )
+            })?;
+            Release::At(d.midnight().assume_utc().unix_timestamp())
+        }
+    };
+    let id = checked_id(&id)?;
+    findings::attach(
+        &svc,
+        &staff.practice_id,
+        id,
+        pdf.ok_or_else(bad)?,
+        release,
+        &Actor::Staff(staff.user_id.clone()),
+    )
+    .await?;
+    Ok(Redirect::to(&format!("/practice/studies/{id}")).into_response())
+}
+
+/// Who: a signed-in staff member of the study's practice. The original findings PDF.
+pub async fn get_findings_pdf(
+    State(svc): Svc,
+    StaffSession(staff): StaffSession,
+    Path((study, finding)): Path<(String, String)>,
+) -> Result<Response, WebError> {
+    let bytes = crate::studies::findings::original(
+        &svc,
+        &staff.practice_id,
+        checked_id(&study)?,
+        checked_id(&finding)?,
+        false,
+        &Actor::Staff(staff.user_id.clone()),
+    )
+    .await?;
+    Ok(pdf_download(bytes))
+}
+
+pub fn pdf_download(bytes: Vec<u8>) -> Response {
+    let mut res = ([(header::CONTENT_TYPE, "application/pdf")], bytes).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("attachment; filename=\"befund.pdf\""),
+    );
+    res
 }

@@ -5,6 +5,7 @@
 mod bad_input;
 mod blob_store;
 mod demo_binary;
+mod findings;
 mod helpers;
 mod isolation;
 mod journey;

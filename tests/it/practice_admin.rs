@@ -418,7 +418,7 @@ async fn api_clients_and_settings() {
 }
 
 /// A fresh full session for an admin who already changed the password and enrolled.
-async fn sign_in_again(app: &TestApp, demo: &serde_json::Value) -> String {
+pub async fn sign_in_again(app: &TestApp, demo: &serde_json::Value) -> String {
     use lichtkasten::clock::Clock;
     app.clock.advance(31);
     let res = app

@@ -1,0 +1,163 @@
+//! Findings: PDFs only, stored encrypted, released to the patient at their time,
+//! and the practice's "not yet released" filter.
+
+use super::helpers::{TestApp, search_studies, session_cookie};
+
+fn sample_pdf() -> Vec<u8> {
+    let mut page = lichtkasten::letters::pdf::Page::default();
+    page.text(
+        20.0,
+        30.0,
+        12.0,
+        lichtkasten::letters::pdf::Font::Regular,
+        "Befund: unauffällig",
+    );
+    lichtkasten::letters::pdf::render(&[page], "Befund")
+}
+
+#[tokio::test]
+async fn findings_are_released_at_their_time() {
+    let app = TestApp::spawn().await;
+    let demo = app.demo().await;
+    let token = app.bearer(&demo).await;
+    let study = demo["study_id"].as_str().expect("study");
+    let post = |body: Vec<u8>, query: String| {
+        app.http
+            .post(format!(
+                "{}/api/v1/studies/{study}/findings?{query}",
+                app.base
+            ))
+            .bearer_auth(&token)
+            .header("content-type", "application/pdf")
+            .body(body)
+            .send()
+    };
+    // Not a PDF.
+    let res = post(b"<html>not a pdf</html>".to_vec(), String::new())
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 422);
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "not_pdf");
+
+    let pdf = sample_pdf();
+    let tomorrow = lichtkasten::clock::Clock::now(&app.clock) + 86_400;
+    let res = post(pdf.clone(), format!("release_at={tomorrow}"))
+        .await
+        .expect("post");
+    assert_eq!(res.status(), 201);
+    let finding: serde_json::Value = res.json().await.expect("json");
+    let id = finding["id"].as_str().expect("id");
+
+    // Stored encrypted: the PDF's text is nowhere in the store.
+    for (_, bytes) in app.stored_objects().await {
+        assert!(
+            !bytes
+                .windows(8)
+                .any(|w| w == b"unauff\xe4l" || w == b"%PDF-1.4")
+        );
+    }
+
+    // Before release the patient sees nothing of it.
+    let cookie = session_cookie(
+        &app.post_access(
+            demo["access_code"].as_str().expect("c"),
+            demo["password"].as_str().expect("p"),
+        )
+        .await,
+    )
+    .expect("cookie");
+    let manifest: serde_json::Value = app
+        .get_with_cookie("/view/api/study", &cookie)
+        .await
+        .json()
+        .await
+        .expect("m");
+    assert_eq!(manifest["findings"].as_array().expect("findings").len(), 0);
+    assert_eq!(
+        app.get_with_cookie(&format!("/view/api/findings/{id}"), &cookie)
+            .await
+            .status(),
+        404
+    );
+
+    // The practice's filter finds it.
+    let admin = super::staff::sign_in(&app, &demo).await;
+    let pending = search_studies(&app, &admin, &[("unreleased", "1")])
+        .await
+        .text()
+        .await
+        .expect("list");
+    assert!(pending.contains(study));
+
+    // After release: listed and downloadable, byte for byte.
+    app.clock.advance(86_401);
+    let cookie = session_cookie(
+        &app.post_access(
+            demo["access_code"].as_str().expect("c"),
+            demo["password"].as_str().expect("p"),
+        )
+        .await,
+    )
+    .expect("cookie");
+    let manifest: serde_json::Value = app
+        .get_with_cookie("/view/api/study", &cookie)
+        .await
+        .json()
+        .await
+        .expect("m");
+    assert_eq!(manifest["findings"][0]["id"], id);
+    let res = app
+        .get_with_cookie(&format!("/view/api/findings/{id}"), &cookie)
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/pdf");
+    assert_eq!(res.bytes().await.expect("pdf").to_vec(), pdf);
+    let page = app
+        .get_with_cookie("/view", &cookie)
+        .await
+        .text()
+        .await
+        .expect("viewer");
+    assert!(page.contains(&format!("/view/api/findings/{id}")));
+    let admin = super::practice_admin::sign_in_again(&app, &demo).await;
+    let pending = search_studies(&app, &admin, &[("unreleased", "1")])
+        .await
+        .text()
+        .await
+        .expect("list");
+    assert!(!pending.contains(study));
+
+    // Staff attach through the page, released at once.
+    let detail = app
+        .get_with_cookie(&format!("/practice/studies/{study}"), &admin)
+        .await
+        .text()
+        .await
+        .expect("page");
+    let at = detail.find("name=\"csrf\" value=\"").expect("csrf") + 19;
+    let csrf = detail[at..].split('"').next().expect("v").to_string();
+    let form = reqwest::multipart::Form::new()
+        .text("csrf", csrf)
+        .text("release", "now")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(sample_pdf()).file_name("befund.pdf"),
+        );
+    let res = app
+        .http
+        .post(format!("{}/practice/studies/{study}/findings", app.base))
+        .header("cookie", &admin)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(res.status(), 303);
+    let manifest: serde_json::Value = app
+        .get_with_cookie("/view/api/study", &cookie)
+        .await
+        .json()
+        .await
+        .expect("m");
+    assert_eq!(manifest["findings"].as_array().expect("findings").len(), 2);
+}
