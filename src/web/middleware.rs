@@ -58,15 +58,17 @@ pub async fn request_context(
     let started = std::time::Instant::now();
 
     // Browsers send Origin on cross-site form posts; refuse state changes from elsewhere.
-    // A state change from another site: a foreign or opaque ("null") Origin, or a
-    // browser's own Fetch Metadata saying so. Clients without either (API tools) send
+    // A state change from another site: a foreign Origin, or the browser's own Fetch
+    // Metadata saying so. Clients without either (API tools) send
     // no ambient cookies, so there is nothing to forge.
     let headers = req.headers();
     let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
     let fetch_site = headers.get("sec-fetch-site").and_then(|o| o.to_str().ok());
     let cross_site = method != Method::GET
         && method != Method::HEAD
-        && (origin.is_some_and(|o| o != svc.public_url)
+        // "null" is what browsers send for our own forms under no-referrer; Fetch
+        // Metadata then tells same-origin from an opaque foreign frame.
+        && (origin.is_some_and(|o| o != "null" && o != svc.public_url)
             || fetch_site.is_some_and(|f| f != "same-origin" && f != "none"));
     let mut res = if cross_site && !path.starts_with("/api/") && !path.starts_with("/dicomweb/") {
         super::error::WebError::new(
