@@ -57,6 +57,10 @@ pub fn router(svc: Arc<Services>) -> Router {
             get(patient::get_access).post(patient::post_access),
         )
         .route(
+            "/s",
+            get(patient::get_link_form).post(patient::post_link_form),
+        )
+        .route(
             "/s/{token}",
             get(patient::get_link).post(patient::post_link),
         )

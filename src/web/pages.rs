@@ -129,6 +129,10 @@ pub struct Texts {
     pub filter_unreleased: &'static str,
     pub download: &'static str,
     pub your_findings: &'static str,
+    pub access_log: &'static str,
+    pub by_you: &'static str,
+    pub by_doctor: &'static str,
+    pub by_practice: &'static str,
 }
 
 const DE: Texts = Texts {
@@ -254,6 +258,10 @@ const DE: Texts = Texts {
     filter_unreleased: "Befund nicht freigegeben",
     download: "Herunterladen",
     your_findings: "Ihr Befund",
+    access_log: "Wer hat Ihre Untersuchung geöffnet?",
+    by_you: "Sie (dieser Zugang)",
+    by_doctor: "Ihr Arzt / Ihre Ärztin",
+    by_practice: "die Praxis",
 };
 
 const EN: Texts = Texts {
@@ -379,6 +387,10 @@ const EN: Texts = Texts {
     filter_unreleased: "Findings not released",
     download: "Download",
     your_findings: "Your findings",
+    access_log: "Who opened your examination?",
+    by_you: "you (this access)",
+    by_doctor: "your doctor",
+    by_practice: "the practice",
 };
 
 /// German unless the browser prefers English over German.
@@ -459,6 +471,8 @@ pub struct ViewerPage {
     pub series: Vec<SeriesView>,
     /// Released findings: (id, date).
     pub findings: Vec<(String, String)>,
+    /// Who opened the study: (when, who), newest first.
+    pub accesses: Vec<(String, &'static str)>,
 }
 
 #[derive(Template)]
@@ -506,4 +520,22 @@ pub async fn get_lang(
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
     res
+}
+
+/// A DICOM date (`YYYYMMDD`) the way the page's language writes it.
+pub fn dicom_date(t: &Texts, da: &str) -> String {
+    if t.lang == "de" {
+        crate::dicom::display_date_de(da)
+    } else {
+        crate::dicom::display_date(da)
+    }
+}
+
+/// A Unix time's date the way the page's language writes it.
+pub fn unix_date(t: &Texts, unix: i64) -> String {
+    if t.lang == "de" {
+        crate::clock::format_date_de(unix)
+    } else {
+        crate::clock::format_date(unix)
+    }
 }

@@ -7,8 +7,8 @@ use super::pages::{AccessPage, ImageView, SeriesView, ViewerPage, render, texts}
 use crate::access::{self, AccessError};
 use crate::app::Services;
 use crate::audit;
-use crate::clock::format_date;
-use crate::dicom::{display_date, display_person_name};
+use crate::clock::format_datetime;
+use crate::dicom::display_person_name;
 use crate::domain::is_valid_id;
 use crate::studies::view;
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -118,26 +118,88 @@ pub async fn post_access(
     sign_in_result(&svc, &headers, result, "/access".into(), true)
 }
 
-/// Who: anyone with a link; the link alone never opens a study, it asks for the password.
-pub async fn get_link(headers: HeaderMap, Path(token): Path<String>) -> Response {
-    let action = format!(
-        "/s/{}",
-        token
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-            .take(128)
-            .collect::<String>()
+fn link_cookie_name(svc: &Services) -> &'static str {
+    if svc.secure_cookies {
+        "__Host-lk_link"
+    } else {
+        "lk_link"
+    }
+}
+
+fn clean_token(token: &str) -> String {
+    token
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(128)
+        .collect()
+}
+
+/// Who: anyone with a link. The token moves into a short-lived HttpOnly cookie and
+/// leaves the address bar (and the history) at once; the page then asks for the
+/// password — the link alone never opens a study.
+pub async fn get_link(State(svc): Svc, Path(token): Path<String>) -> Response {
+    let secure = if svc.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!(
+        "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=900{secure}",
+        link_cookie_name(&svc),
+        clean_token(&token)
     );
+    let mut res = Redirect::to("/s").into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    res
+}
+
+/// Who: anyone. The password form of a link opened before.
+pub async fn get_link_form(headers: HeaderMap) -> Response {
     render(
         StatusCode::OK,
         &AccessPage {
             t: texts(&headers),
-            action,
+            action: "/s".into(),
             ask_code: false,
             denied: false,
             ended: false,
         },
     )
+}
+
+/// Who: anyone holding a link cookie and its password.
+pub async fn post_link_form(
+    State(svc): Svc,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LinkForm>,
+) -> Response {
+    let token = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == link_cookie_name(&svc))
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default();
+    let mut res = post_link(
+        State(svc.clone()),
+        ConnectInfo(peer),
+        headers,
+        Path(token),
+        Form(form),
+    )
+    .await;
+    if res.status() == StatusCode::SEE_OTHER {
+        // Signed in: the link cookie has done its job.
+        let secure = if svc.secure_cookies { "; Secure" } else { "" };
+        if let Ok(v) = HeaderValue::from_str(&format!(
+            "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}",
+            link_cookie_name(&svc)
+        )) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    res
 }
 
 #[derive(serde::Deserialize)]
@@ -197,12 +259,37 @@ pub async fn get_viewer(
         &format!("grant={}", scope.grant_id),
     )
     .await?;
+    let t = texts(&headers);
+    // Openings of the study, as the patient may see them: who in plain words.
+    let accesses = svc
+        .db
+        .audit_of_study(&scope.practice_id, &scope.study_id)
+        .await?
+        .into_iter()
+        .rev()
+        .filter(|e| {
+            matches!(
+                e.action.as_str(),
+                "grant.redeem" | "findings.open" | "study.view"
+            )
+        })
+        .filter(|e| e.action != "study.view" || e.actor_kind != "patient")
+        .take(30)
+        .map(|e| {
+            let who = match e.actor_kind.as_str() {
+                "patient" => t.by_you,
+                "referrer" => t.by_doctor,
+                _ => t.by_practice,
+            };
+            (format_datetime(e.at), who)
+        })
+        .collect();
     let now = svc.clock.now();
     let findings = crate::studies::findings::list(&svc, &scope.practice_id, &scope.study_id)
         .await?
         .into_iter()
         .filter(|f| f.release_at <= now)
-        .map(|f| (f.id, format_date(f.created_at)))
+        .map(|f| (f.id, super::pages::unix_date(t, f.created_at)))
         .collect();
     let series = detail
         .series
@@ -226,13 +313,14 @@ pub async fn get_viewer(
     Ok(render(
         StatusCode::OK,
         &ViewerPage {
-            t: texts(&headers),
+            t,
             patient_name: display_person_name(&detail.study.patient_name),
-            study_date: display_date(&detail.study.study_date),
+            study_date: super::pages::dicom_date(t, &detail.study.study_date),
             study_description: detail.study.description.clone(),
-            access_until: format_date(scope.grant_expires_at),
+            access_until: super::pages::unix_date(t, scope.grant_expires_at),
             series,
             findings,
+            accesses,
         },
     ))
 }

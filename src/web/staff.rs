@@ -10,7 +10,7 @@ use crate::audit::Actor;
 use crate::auth::passwords::HashError;
 use crate::auth::staff::{self, NextStep, StaffAuthError, StaffScope};
 use crate::clock::{format_date, format_datetime};
-use crate::dicom::{display_date, display_person_name};
+use crate::dicom::display_person_name;
 use crate::domain::{Audience, is_valid_id};
 use crate::studies::upload::{Rejection, UploadLimits, UploadedFile, expand_body, label};
 use crate::studies::view::{self, StudyFilter};
@@ -389,6 +389,7 @@ async fn studies_page(
         never_opened: q.unopened.is_some(),
         findings_unreleased: q.unreleased.is_some(),
     };
+    let t = texts(headers);
     let page = q.page.unwrap_or(0).min(100);
     let mut studies =
         view::search(svc, &staff.practice_id, &filter, (page + 1) * PAGE_SIZE + 1).await?;
@@ -399,8 +400,8 @@ async fn studies_page(
         .into_iter()
         .map(|s: StudySummary| StudyRow {
             patient_name: display_person_name(&s.patient_name),
-            birth_date: display_date(&s.patient_birth_date),
-            study_date: display_date(&s.study_date),
+            birth_date: super::pages::dicom_date(t, &s.patient_birth_date),
+            study_date: super::pages::dicom_date(t, &s.study_date),
             id: s.id,
             patient_id: s.patient_id,
             description: s.description,
@@ -408,7 +409,6 @@ async fn studies_page(
             instance_count: s.instance_count,
         })
         .collect();
-    let t = texts(headers);
     let mut warnings = Vec::new();
     if staff.is_admin {
         if crate::users::active_admins(svc, &staff.practice_id)
@@ -589,8 +589,8 @@ async fn study_page(
         &StudyPage {
             t,
             patient_name: display_person_name(&detail.study.patient_name),
-            birth_date: display_date(&detail.study.patient_birth_date),
-            study_date: display_date(&detail.study.study_date),
+            birth_date: super::pages::dicom_date(t, &detail.study.patient_birth_date),
+            study_date: super::pages::dicom_date(t, &detail.study.study_date),
             study: detail.study,
             staff,
             series,

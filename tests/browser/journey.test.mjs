@@ -121,6 +121,7 @@ test('patient: QR link and password on a phone', async () => {
   const ctx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2, locale: 'de-DE' });
   const page = await ctx.newPage();
   await page.goto(demo.patient_link);
+  assert.ok(page.url().endsWith('/s'), 'the link token left the address bar before the password');
   await page.screenshot({ path: join(shots, 'patient-1-password.png') });
   await page.fill('#password', demo.password);
   await page.click('button[type=submit]');

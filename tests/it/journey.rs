@@ -89,6 +89,12 @@ async fn demo_journey_end_to_end() {
         html.contains("Jürgen Müller"),
         "viewer shows the patient name"
     );
+    // Transparency: until when, and who opened the study.
+    assert!(html.contains("Zugang bis"));
+    assert!(
+        html.contains("Wer hat Ihre Untersuchung geöffnet?")
+            && html.contains("Sie (dieser Zugang)")
+    );
 
     // API: token, upload a ZIP of a second patient's study, list, detail.
     let token = app.bearer(&demo).await;
@@ -156,13 +162,29 @@ async fn demo_journey_end_to_end() {
     );
     assert!(grant["expires_at"].as_str().expect("expires").contains('T'));
 
-    // Patient by link: the link alone shows only a password form.
-    let form = app.http.get(link).send().await.expect("link page");
+    // Patient by link: the token moves into a cookie and leaves the address bar; the
+    // page asks only for the password.
+    let opened = app.http.get(link).send().await.expect("link");
+    assert_eq!(opened.status(), 303);
+    assert_eq!(opened.headers()["location"], "/s");
+    let link_cookie = session_cookie(&opened).expect("link cookie");
+    assert!(link_cookie.starts_with("__Host-lk_link="));
+    let form = app.get_with_cookie("/s", &link_cookie).await;
     assert_eq!(form.status(), 200);
     let form_html = form.text().await.expect("html");
     assert!(form_html.contains("name=\"password\"") && !form_html.contains("Öztürk"));
-    let res = app.post_link(link, password).await;
+    let res = app
+        .http
+        .post(format!("{}/s", app.base))
+        .header("cookie", &link_cookie)
+        .form(&[("password", password)])
+        .send()
+        .await
+        .expect("sign in by link");
     assert_eq!(res.status(), 303);
+    assert_eq!(res.headers()["location"], "/view");
+    // Posting straight to the link works as well (API clients, old bookmarks).
+    assert_eq!(app.post_link(link, password).await.status(), 303);
     let cookie = session_cookie(&res).expect("cookie");
 
     // Code typed in lower case and without dashes works too.
