@@ -18,6 +18,7 @@ pub mod domain;
 pub mod keys;
 pub mod letters;
 pub mod metrics;
+pub mod purge;
 pub mod studies;
 pub mod users;
 pub mod web;

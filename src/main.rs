@@ -33,6 +33,8 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate,
+    /// Remove dead sessions and tokens, and stored objects no row refers to.
+    Purge,
     /// Manage practices.
     Practice {
         #[command(subcommand)]
@@ -153,6 +155,13 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             let line = lichtkasten::demo::set_up(&running).await?;
             println!("{line}");
             running.wait_for_signal().await
+        }
+        Command::Purge => {
+            let url = public_url(&config);
+            let svc = lichtkasten::app::build(config, clock, url).await?;
+            let report = lichtkasten::purge::purge(&svc).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            Ok(())
         }
         Command::Migrate => {
             let db = lichtkasten::db::Db::connect(&config.database_url()).await?;

@@ -82,7 +82,7 @@ impl BlobStore for FsStore {
         }
     }
 
-    async fn list(&self) -> Result<Vec<String>, BlobError> {
+    async fn list_with_times(&self) -> Result<Vec<(String, i64)>, BlobError> {
         let mut out = Vec::new();
         let mut stack = vec![self.root.clone()];
         while let Some(dir) = stack.pop() {
@@ -98,7 +98,15 @@ impl BlobStore for FsStore {
                 } else if let Ok(rel) = p.strip_prefix(&self.root) {
                     let name = rel.to_string_lossy().replace('\\', "/");
                     if !name.rsplit('/').next().unwrap_or("").starts_with(".tmp-") {
-                        out.push(name);
+                        let modified = entry
+                            .metadata()
+                            .await?
+                            .modified()
+                            .ok()
+                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                            .map(|d| d.as_secs() as i64)
+                            .unwrap_or(0);
+                        out.push((name, modified));
                     }
                 }
             }

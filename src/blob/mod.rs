@@ -45,7 +45,16 @@ pub trait BlobStore: Send + Sync + 'static {
     /// Idempotent: deleting a missing object succeeds.
     async fn delete(&self, key: &str) -> Result<(), BlobError>;
     /// Every key in the store (maintenance and tests; not on a request path).
-    async fn list(&self) -> Result<Vec<String>, BlobError>;
+    async fn list(&self) -> Result<Vec<String>, BlobError> {
+        Ok(self
+            .list_with_times()
+            .await?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
+    /// Every key with its last-modified time (Unix seconds), for finding orphans.
+    async fn list_with_times(&self) -> Result<Vec<(String, i64)>, BlobError>;
     async fn health(&self) -> Result<(), BlobError>;
     fn describe(&self) -> String;
 }

@@ -267,7 +267,7 @@ impl BlobStore for S3Store {
         Ok(())
     }
 
-    async fn list(&self) -> Result<Vec<String>, BlobError> {
+    async fn list_with_times(&self) -> Result<Vec<(String, i64)>, BlobError> {
         let mut out = Vec::new();
         let mut pages = self
             .client
@@ -280,7 +280,8 @@ impl BlobStore for S3Store {
             let page = page.map_err(backend)?;
             for obj in page.contents() {
                 if let Some(k) = obj.key().and_then(|k| k.strip_prefix(&self.prefix)) {
-                    out.push(k.to_string());
+                    let modified = obj.last_modified().map(|t| t.secs()).unwrap_or(0);
+                    out.push((k.to_string(), modified));
                 }
             }
         }

@@ -379,3 +379,21 @@ impl Db {
         Ok(out)
     }
 }
+
+impl Db {
+    /// Drops session rows that can no longer be used (ended or past every limit)
+    /// and expired API tokens. Returns how many rows went.
+    pub async fn purge_dead_sessions(&self, before: i64) -> DbResult<u64> {
+        let sessions = sqlx::query(
+            "DELETE FROM sessions WHERE (ended_at IS NOT NULL AND ended_at < $1) OR alive_until < $1",
+        )
+        .bind(before)
+        .execute(self.pool())
+        .await?;
+        let tokens = sqlx::query("DELETE FROM api_tokens WHERE expires_at < $1")
+            .bind(before)
+            .execute(self.pool())
+            .await?;
+        Ok(sessions.rows_affected() + tokens.rows_affected())
+    }
+}

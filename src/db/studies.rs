@@ -302,20 +302,7 @@ impl Db {
             tx.rollback().await?;
             return Ok(false);
         }
-        sqlx::query(
-            "INSERT INTO blobs (id, study_id, kind, object_key, plain_size, stored_size, sha256, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(blob.id)
-        .bind(blob.study_id)
-        .bind(blob.kind)
-        .bind(blob.object_key)
-        .bind(blob.plain_size)
-        .bind(blob.stored_size)
-        .bind(blob.sha256)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        insert_blob(&mut tx, blob, now).await?;
         let inserted = sqlx::query(
             "INSERT INTO instances (id, study_id, series_id, sop_uid, sop_class_uid, instance_number,
                  transfer_syntax, rows_count, columns_count, frames, blob_id, created_at)
@@ -544,20 +531,7 @@ impl Db {
         now: i64,
     ) -> DbResult<()> {
         let (_gate, mut tx) = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO blobs (id, study_id, kind, object_key, plain_size, stored_size, sha256, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(blob.id)
-        .bind(blob.study_id)
-        .bind(blob.kind)
-        .bind(blob.object_key)
-        .bind(blob.plain_size)
-        .bind(blob.stored_size)
-        .bind(blob.sha256)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        insert_blob(&mut tx, blob, now).await?;
         sqlx::query(
             "INSERT INTO findings (id, practice_id, study_id, blob_id, release_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -629,4 +603,27 @@ impl Db {
         .await?;
         row.map(|r| get_str(&r, "patient_key")).transpose()
     }
+}
+
+/// The row of a completely stored object, inside the caller's transaction.
+async fn insert_blob(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    blob: &NewBlob<'_>,
+    now: i64,
+) -> DbResult<()> {
+    sqlx::query(
+        "INSERT INTO blobs (id, study_id, kind, object_key, plain_size, stored_size, sha256, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(blob.id)
+    .bind(blob.study_id)
+    .bind(blob.kind)
+    .bind(blob.object_key)
+    .bind(blob.plain_size)
+    .bind(blob.stored_size)
+    .bind(blob.sha256)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

@@ -156,7 +156,7 @@ pub async fn delete(
     for key in keys {
         if let Err(e) = svc.blobs.delete(&key).await {
             // The key is gone already; a leftover object is unreadable ciphertext
-            // that `purge` removes later.
+            // that `lichtkasten purge` removes later.
             tracing::warn!(error = %e, "object removal after study delete failed");
         }
     }

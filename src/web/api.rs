@@ -315,15 +315,6 @@ pub async fn get_study_audit(
     Ok(Json(serde_json::json!({ "events": events })).into_response())
 }
 
-fn pdf_response(pdf: Vec<u8>) -> Response {
-    let mut res = ([(header::CONTENT_TYPE, "application/pdf")], pdf).into_response();
-    res.headers_mut().insert(
-        header::CONTENT_DISPOSITION,
-        axum::http::HeaderValue::from_static("inline; filename=\"zugangsbrief.pdf\""),
-    );
-    res
-}
-
 /// Who: the practice's API clients. The access letter of a live grant.
 pub async fn get_grant_letter(
     State(svc): Svc,
@@ -337,7 +328,7 @@ pub async fn get_grant_letter(
         &Actor::ApiClient(caller.client_id),
     )
     .await?;
-    Ok(pdf_response(pdf))
+    Ok(super::pdf_response(pdf, "zugangsbrief.pdf", false))
 }
 
 /// Who: the practice's API clients. A new password; the old one and live sessions end.

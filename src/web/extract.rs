@@ -82,8 +82,12 @@ pub fn clear_session_cookie(svc: &Services) -> String {
 }
 
 pub fn cookie_value<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
+    cookie_in(&parts.headers, name)
+}
+
+/// The value of cookie `name` in the request headers.
+pub fn cookie_in<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -91,6 +95,21 @@ pub fn cookie_value<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v)
+}
+
+/// Every state-changing staff form carries its session's CSRF token.
+pub fn check_csrf(scope: &crate::auth::staff::StaffScope, presented: &str) -> Result<(), WebError> {
+    use subtle::ConstantTimeEq;
+    if !presented.is_empty() && bool::from(presented.as_bytes().ct_eq(scope.csrf_token.as_bytes()))
+    {
+        Ok(())
+    } else {
+        Err(WebError::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "The form has expired. Please reload the page and try again.",
+        ))
+    }
 }
 
 /// A live patient or referrer session. Pages without one go to the start page;

@@ -181,3 +181,20 @@ async fn readyz(State(svc): State<Arc<Services>>) -> Response {
         }
     }
 }
+
+/// A PDF answer: shown in the browser (`inline`) or saved (`attachment`).
+pub fn pdf_response(bytes: Vec<u8>, filename: &'static str, attachment: bool) -> Response {
+    let disposition = if attachment { "attachment" } else { "inline" };
+    let mut res = (
+        [(axum::http::header::CONTENT_TYPE, "application/pdf")],
+        bytes,
+    )
+        .into_response();
+    if let Ok(v) =
+        axum::http::HeaderValue::from_str(&format!("{disposition}; filename=\"{filename}\""))
+    {
+        res.headers_mut()
+            .insert(axum::http::header::CONTENT_DISPOSITION, v);
+    }
+    res
+}

@@ -396,14 +396,7 @@ const EN: Texts = Texts {
 /// German unless the browser prefers English over German.
 pub fn texts(headers: &HeaderMap) -> &'static Texts {
     // An explicit choice (the language switch) wins over the browser's preference.
-    let chosen = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == "lk_lang")
-        .map(|(_, v)| v);
+    let chosen = super::extract::cookie_in(headers, "lk_lang");
     match chosen {
         Some("en") => return &EN,
         Some("de") => return &DE,

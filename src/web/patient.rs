@@ -172,15 +172,9 @@ pub async fn post_link_form(
     headers: HeaderMap,
     Form(form): Form<LinkForm>,
 ) -> Response {
-    let token = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == link_cookie_name(&svc))
-        .map(|(_, v)| v.to_string())
-        .unwrap_or_default();
+    let token = super::extract::cookie_in(&headers, link_cookie_name(&svc))
+        .unwrap_or_default()
+        .to_string();
     let mut res = post_link(
         State(svc.clone()),
         ConnectInfo(peer),
@@ -426,5 +420,5 @@ pub async fn get_findings_pdf(
         &access_actor(&scope),
     )
     .await?;
-    Ok(super::staff::pdf_download(bytes))
+    Ok(super::pdf_response(bytes, "befund.pdf", true))
 }

@@ -2,7 +2,7 @@
 //! page every staff member passes once per terms version.
 
 use super::error::WebError;
-use super::extract::{AdminSession, StaffSession};
+use super::extract::{AdminSession, StaffSession, check_csrf};
 use super::pages::{Texts, render, texts};
 use crate::app::Services;
 use crate::auth::staff::StaffScope;
@@ -12,25 +12,11 @@ use crate::users::{self, UserAdminError};
 use askama::Template;
 use axum::Form;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 
 type Svc = State<Arc<Services>>;
-
-fn csrf_ok(scope: &StaffScope, presented: &str) -> Result<(), WebError> {
-    if !presented.is_empty() && bool::from(presented.as_bytes().ct_eq(scope.csrf_token.as_bytes()))
-    {
-        Ok(())
-    } else {
-        Err(WebError::new(
-            StatusCode::FORBIDDEN,
-            "csrf",
-            "The form has expired. Please reload the page and try again.",
-        ))
-    }
-}
 
 /// Credentials and API clients change only shortly after a full sign-in.
 fn recent_auth(svc: &Services, scope: &StaffScope) -> Result<(), WebError> {
@@ -59,14 +45,6 @@ fn checked_id(id: &str) -> Result<&str, WebError> {
     } else {
         Err(WebError::not_found())
     }
-}
-
-fn pdf(bytes: Vec<u8>, name: &str) -> Response {
-    let mut res = ([(header::CONTENT_TYPE, "application/pdf")], bytes).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("inline; filename=\"{name}\"")) {
-        res.headers_mut().insert(header::CONTENT_DISPOSITION, v);
-    }
-    res
 }
 
 struct UserRow {
@@ -169,10 +147,10 @@ pub async fn post_user(
     AdminSession(admin): AdminSession,
     Form(f): Form<UserForm>,
 ) -> Result<Response, WebError> {
-    csrf_ok(&admin, &f.csrf)?;
+    check_csrf(&admin, &f.csrf)?;
     recent_auth(&svc, &admin)?;
     match users::create(&svc, &admin, &f.username, &f.display_name, &f.role).await {
-        Ok(letter) => Ok(pdf(letter, "zugang.pdf")),
+        Ok(letter) => Ok(super::pdf_response(letter, "zugang.pdf", false)),
         Err(UserAdminError::Invalid(msg)) => {
             users_page(&svc, texts(&headers), admin, Some(msg.into())).await
         }
@@ -188,7 +166,7 @@ pub async fn post_user_edit(
     Path(id): Path<String>,
     Form(f): Form<UserForm>,
 ) -> Result<Response, WebError> {
-    csrf_ok(&admin, &f.csrf)?;
+    check_csrf(&admin, &f.csrf)?;
     recent_auth(&svc, &admin)?;
     match users::edit(
         &svc,
@@ -222,7 +200,7 @@ pub async fn post_user_action(
     Path((id, action)): Path<(String, String)>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
-    csrf_ok(&admin, &f.csrf)?;
+    check_csrf(&admin, &f.csrf)?;
     recent_auth(&svc, &admin)?;
     let id = checked_id(&id)?;
     let result = match action.as_str() {
@@ -231,7 +209,7 @@ pub async fn post_user_action(
         "unlock" => users::unlock(&svc, &admin, id).await,
         "reset" => {
             return match users::reset(&svc, &admin, id).await {
-                Ok(letter) => Ok(pdf(letter, "zugang-neu.pdf")),
+                Ok(letter) => Ok(super::pdf_response(letter, "zugang-neu.pdf", false)),
                 Err(e) => Err(admin_error(e)),
             };
         }
@@ -342,7 +320,7 @@ pub async fn post_api_client(
     AdminSession(admin): AdminSession,
     Form(f): Form<ClientForm>,
 ) -> Result<Response, WebError> {
-    csrf_ok(&admin, &f.csrf)?;
+    check_csrf(&admin, &f.csrf)?;
     recent_auth(&svc, &admin)?;
     match users::create_api_client(&svc, &admin, &f.name).await {
         Ok(c) => {
@@ -369,7 +347,7 @@ pub async fn post_api_client_action(
     Path((id, action)): Path<(String, String)>,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
-    csrf_ok(&admin, &f.csrf)?;
+    check_csrf(&admin, &f.csrf)?;
     recent_auth(&svc, &admin)?;
     let id = checked_id(&id)?;
     match action.as_str() {
@@ -440,7 +418,7 @@ pub async fn post_settings(
     AdminSession(admin): AdminSession,
     Form(f): Form<SettingsForm>,
 ) -> Result<Response, WebError> {
-    csrf_ok(&admin, &f.csrf)?;
+    check_csrf(&admin, &f.csrf)?;
     let settings = crate::db::practices::PracticeSettings {
         name: f.name.trim().to_string(),
         address: f.address.replace("\r\n", "\n"),
@@ -493,7 +471,7 @@ pub async fn post_terms(
     StaffSession(staff): StaffSession,
     Form(f): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
-    csrf_ok(&staff, &f.csrf)?;
+    check_csrf(&staff, &f.csrf)?;
     users::accept_terms(&svc, &staff)
         .await
         .map_err(admin_error)?;
@@ -527,7 +505,7 @@ pub async fn post_logo(
             _ => {}
         }
     }
-    csrf_ok(&admin, &csrf)?;
+    check_csrf(&admin, &csrf)?;
     let logo = logo.filter(|l| !l.is_empty());
     if let Some(bytes) = &logo {
         let ok = bytes.len() <= LOGO_MAX_BYTES

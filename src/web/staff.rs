@@ -2,7 +2,7 @@
 //! and enrols TOTP), the study list and detail, grants, deletion and upload.
 
 use super::error::{WebError, busy};
-use super::extract::{PendingStaff, StaffSession, clear_staff_cookie, staff_cookie};
+use super::extract::{PendingStaff, StaffSession, check_csrf, clear_staff_cookie, staff_cookie};
 use super::pages::{ImageView, SeriesView, Texts, render, texts};
 use crate::access::{self, IssuedGrant};
 use crate::app::Services;
@@ -21,7 +21,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
 use std::sync::Arc;
-use subtle::ConstantTimeEq;
 
 type Svc = State<Arc<Services>>;
 
@@ -30,18 +29,6 @@ fn with_cookie(mut res: Response, cookie: &str) -> Response {
         res.headers_mut().append(header::SET_COOKIE, v);
     }
     res
-}
-
-fn csrf_ok(scope: &StaffScope, presented: &str) -> bool {
-    !presented.is_empty() && bool::from(presented.as_bytes().ct_eq(scope.csrf_token.as_bytes()))
-}
-
-fn csrf_refused() -> WebError {
-    WebError::new(
-        StatusCode::FORBIDDEN,
-        "csrf",
-        "The form has expired. Please reload the page and try again.",
-    )
 }
 
 fn auth_error(e: StaffAuthError) -> WebError {
@@ -181,8 +168,12 @@ pub async fn post_login(
             )),
             Err(StaffAuthError::Denied) | Err(StaffAuthError::WrongStage) => {
                 // A locked account ends the half sign-in; otherwise the same step again.
-                match staff::check(&svc, cookie_token(&headers, &svc).as_deref().unwrap_or(""))
-                    .await
+                match staff::check(
+                    &svc,
+                    super::extract::cookie_in(&headers, super::extract::staff_cookie_name(&svc))
+                        .unwrap_or(""),
+                )
+                .await
                 {
                     Ok(Some(s)) if !s.full => {
                         step_page(&svc, t, &s, Some(t.login_denied.into())).await
@@ -220,18 +211,6 @@ pub async fn post_login(
     }
 }
 
-fn cookie_token(headers: &HeaderMap, svc: &Services) -> Option<String> {
-    let name = super::extract::staff_cookie_name(svc);
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
-}
-
 #[derive(serde::Deserialize)]
 pub struct PasswordForm {
     #[serde(default)]
@@ -247,9 +226,7 @@ pub async fn post_login_password(
     PendingStaff(scope): PendingStaff,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, WebError> {
-    if !csrf_ok(&scope, &form.csrf) {
-        return Err(csrf_refused());
-    }
+    check_csrf(&scope, &form.csrf)?;
     let t = texts(&headers);
     match staff::change_password(&svc, &scope, &form.new_password, &form.repeat_password).await {
         Ok(()) => Ok(Redirect::to("/login").into_response()),
@@ -273,9 +250,7 @@ pub async fn post_logout(
     StaffSession(scope): StaffSession,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
-    if !csrf_ok(&scope, &form.csrf) {
-        return Err(csrf_refused());
-    }
+    check_csrf(&scope, &form.csrf)?;
     staff::logout(&svc, &scope).await?;
     let mut res = Redirect::to("/login").into_response();
     res.headers_mut().insert(
@@ -362,9 +337,7 @@ pub async fn post_studies(
     StaffSession(staff): StaffSession,
     Form(q): Form<ListQuery>,
 ) -> Result<Response, WebError> {
-    if !csrf_ok(&staff, &q.csrf) {
-        return Err(csrf_refused());
-    }
+    check_csrf(&staff, &q.csrf)?;
     studies_page(&svc, &headers, staff, q).await
 }
 
@@ -637,9 +610,7 @@ pub async fn post_grant(
     Path(id): Path<String>,
     Form(form): Form<GrantForm>,
 ) -> Result<Response, WebError> {
-    if !csrf_ok(&staff, &form.csrf) {
-        return Err(csrf_refused());
-    }
+    check_csrf(&staff, &form.csrf)?;
     let days = form.days.unwrap_or(90);
     if !(1..=access::MAX_GRANT_DAYS).contains(&days) {
         return Err(WebError::bad_request(
@@ -667,9 +638,7 @@ pub async fn post_revoke(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
-    if !csrf_ok(&staff, &form.csrf) {
-        return Err(csrf_refused());
-    }
+    check_csrf(&staff, &form.csrf)?;
     let grant = svc
         .db
         .grant(&staff.practice_id, checked_id(&id)?)
@@ -699,9 +668,7 @@ pub async fn post_delete(
     Path(id): Path<String>,
     Form(form): Form<DeleteForm>,
 ) -> Result<Response, WebError> {
-    if !csrf_ok(&staff, &form.csrf) {
-        return Err(csrf_refused());
-    }
+    check_csrf(&staff, &form.csrf)?;
     if form.confirm.as_deref() != Some("yes") {
         return Err(WebError::bad_request(
             "confirmation_missing",
@@ -770,9 +737,7 @@ pub async fn post_upload(
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if !csrf_ok(&staff, presented) {
-        return Err(csrf_refused());
-    }
+    check_csrf(&staff, presented)?;
     let max = crate::studies::upload_limit(&svc, &staff.practice_id).await?;
     let declared = req
         .headers()
@@ -841,12 +806,7 @@ pub async fn get_grant_letter(
         &Actor::Staff(staff.user_id.clone()),
     )
     .await?;
-    let mut res = ([(header::CONTENT_TYPE, "application/pdf")], pdf).into_response();
-    res.headers_mut().insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static("inline; filename=\"zugangsbrief.pdf\""),
-    );
-    Ok(res)
+    Ok(super::pdf_response(pdf, "zugangsbrief.pdf", false))
 }
 
 /// Who: a signed-in staff member. New password (shown once); old password and live sessions end.
@@ -857,9 +817,7 @@ pub async fn post_reissue(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, WebError> {
-    if !csrf_ok(&staff, &form.csrf) {
-        return Err(csrf_refused());
-    }
+    check_csrf(&staff, &form.csrf)?;
     let issued = access::reissue_grant(
         &svc,
         &staff.practice_id,
@@ -910,9 +868,7 @@ pub async fn post_findings(
             _ => {}
         }
     }
-    if !csrf_ok(&staff, &csrf) {
-        return Err(csrf_refused());
-    }
+    check_csrf(&staff, &csrf)?;
     let release = match release.as_str() {
         "now" => Release::Now,
         "" | "default" => Release::PracticeDefault,
@@ -958,14 +914,5 @@ pub async fn get_findings_pdf(
         &Actor::Staff(staff.user_id.clone()),
     )
     .await?;
-    Ok(pdf_download(bytes))
-}
-
-pub fn pdf_download(bytes: Vec<u8>) -> Response {
-    let mut res = ([(header::CONTENT_TYPE, "application/pdf")], bytes).into_response();
-    res.headers_mut().insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static("attachment; filename=\"befund.pdf\""),
-    );
-    res
+    Ok(super::pdf_response(bytes, "befund.pdf", true))
 }

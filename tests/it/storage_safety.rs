@@ -161,3 +161,69 @@ async fn tampered_and_moved_objects_are_refused() {
         200
     );
 }
+
+#[tokio::test]
+async fn purge_removes_orphans_but_nothing_in_use() {
+    let app = TestApp::spawn().await;
+    let demo = app.demo().await;
+    let store = app.services().blobs.raw().clone();
+    let before = app.stored_objects().await.len();
+    // An object no row refers to, as a crash between storing and recording leaves.
+    let orphan = lichtkasten::blob::object_key("00ff00ff00ff00ff00ff00ff00ff00ff");
+    store
+        .put(&orphan, stream(vec![1, 2, 3]))
+        .await
+        .expect("put");
+    // A patient session that will be long dead after the clock moves on.
+    let old = app
+        .post_access(
+            demo["access_code"].as_str().expect("c"),
+            demo["password"].as_str().expect("p"),
+        )
+        .await;
+    assert_eq!(old.status(), 303);
+    // Too young: it might be an upload in progress.
+    let report = lichtkasten::purge::purge(app.services())
+        .await
+        .expect("purge");
+    assert_eq!(report.orphaned_objects, 0);
+    app.clock.advance(2 * 3600);
+    let report = lichtkasten::purge::purge(app.services())
+        .await
+        .expect("purge");
+    assert_eq!(report.orphaned_objects, 1);
+    assert!(
+        report.dead_rows >= 1,
+        "the dead patient session row is gone"
+    );
+    let left = app.stored_objects().await;
+    assert_eq!(left.len(), before);
+    assert!(left.iter().all(|(k, _)| *k != orphan));
+    // Everything in use still opens.
+    let cookie = session_cookie(
+        &app.post_access(
+            demo["access_code"].as_str().expect("c"),
+            demo["password"].as_str().expect("p"),
+        )
+        .await,
+    )
+    .expect("cookie");
+    let manifest: serde_json::Value = app
+        .get_with_cookie("/view/api/study", &cookie)
+        .await
+        .json()
+        .await
+        .expect("manifest");
+    let id = manifest["study"]["series"][0]["instances"][0]["id"]
+        .as_str()
+        .expect("id");
+    assert_eq!(
+        app.get_with_cookie(
+            &format!("/view/api/instances/{id}/frames/1/rendered"),
+            &cookie
+        )
+        .await
+        .status(),
+        200
+    );
+}
