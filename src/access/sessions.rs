@@ -13,6 +13,8 @@ pub const LIVENESS_SECS: i64 = 180;
 pub const IDLE_SECS: i64 = 15 * 60;
 /// Hard limit from sign-in.
 pub const ABSOLUTE_SECS: i64 = 60 * 60;
+/// After the tab says it is closing, this long for the same tab to come back (a reload).
+pub const CLOSE_GRACE_SECS: i64 = 10;
 
 /// What a live patient session may see.
 #[derive(Debug, Clone)]
@@ -70,6 +72,11 @@ pub async fn check_patient_session(
         }
         return Ok(None);
     }
+    let (_, leaving_at) = svc.db.session_tab(&hash).await?;
+    if leaving_at.is_some_and(|t| now > t + CLOSE_GRACE_SECS) {
+        svc.db.end_session(&hash, now).await?;
+        return Ok(None);
+    }
     let Some(grant_id) = s.grant_id else {
         return Ok(None);
     };
@@ -99,4 +106,39 @@ pub async fn end_session(svc: &Services, scope: &PatientScope) -> Result<(), DbE
     svc.db
         .end_session(&scope.session_hash, svc.clock.now())
         .await
+}
+
+/// A per-tab nonce (the viewer keeps it in sessionStorage) is short and plain.
+fn valid_nonce(nonce: &str) -> bool {
+    (16..=64).contains(&nonce.len())
+        && nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A heartbeat from a viewer tab. The first tab owns the session; another tab (the
+/// cookie replayed in another browser context) is refused and ends nothing. The owning
+/// tab coming back after saying goodbye is a reload: the session goes on.
+pub async fn tab_heartbeat(
+    svc: &Services,
+    scope: &PatientScope,
+    nonce: &str,
+) -> Result<bool, DbError> {
+    if !valid_nonce(nonce) || !svc.db.claim_tab(&scope.session_hash, nonce).await? {
+        return Ok(false);
+    }
+    svc.db.set_leaving(&scope.session_hash, None).await?;
+    Ok(true)
+}
+
+/// The owning tab is being closed or navigated away (`pagehide`): the session ends in
+/// [`CLOSE_GRACE_SECS`] unless the same tab comes back.
+pub async fn tab_leaving(svc: &Services, scope: &PatientScope, nonce: &str) -> Result<(), DbError> {
+    let (owner, _) = svc.db.session_tab(&scope.session_hash).await?;
+    if valid_nonce(nonce) && owner.as_deref() == Some(nonce) {
+        svc.db
+            .set_leaving(&scope.session_hash, Some(svc.clock.now()))
+            .await?;
+    }
+    Ok(())
 }

@@ -397,3 +397,39 @@ impl Db {
         Ok(sessions.rows_affected() + tokens.rows_affected())
     }
 }
+
+impl Db {
+    /// `(tab_nonce, leaving_at)` of a session.
+    pub async fn session_tab(&self, id_hash: &str) -> DbResult<(Option<String>, Option<i64>)> {
+        let row = sqlx::query("SELECT tab_nonce, leaving_at FROM sessions WHERE id_hash = $1")
+            .bind(id_hash)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(r) => (
+                sqlx::Row::try_get(&r, "tab_nonce")?,
+                get_opt_i64(&r, "leaving_at")?,
+            ),
+            None => (None, None),
+        })
+    }
+
+    /// The first tab to speak owns the session; returns false if another tab owns it.
+    pub async fn claim_tab(&self, id_hash: &str, nonce: &str) -> DbResult<bool> {
+        sqlx::query("UPDATE sessions SET tab_nonce = $2 WHERE id_hash = $1 AND tab_nonce IS NULL")
+            .bind(id_hash)
+            .bind(nonce)
+            .execute(self.pool())
+            .await?;
+        Ok(self.session_tab(id_hash).await?.0.as_deref() == Some(nonce))
+    }
+
+    pub async fn set_leaving(&self, id_hash: &str, at: Option<i64>) -> DbResult<()> {
+        sqlx::query("UPDATE sessions SET leaving_at = $2 WHERE id_hash = $1")
+            .bind(id_hash)
+            .bind(at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}

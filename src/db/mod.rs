@@ -76,6 +76,11 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "findings",
         sql: include_str!("../../migrations/sqlite/0006_findings.sql"),
     },
+    Migration {
+        version: 7,
+        name: "tab_close",
+        sql: include_str!("../../migrations/sqlite/0007_tab_close.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -108,6 +113,11 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 6,
         name: "findings",
         sql: include_str!("../../migrations/postgres/0006_findings.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "tab_close",
+        sql: include_str!("../../migrations/postgres/0007_tab_close.sql"),
     },
 ];
 

@@ -72,6 +72,7 @@ pub fn router(svc: Arc<Services>) -> Router {
             get(patient::get_rendered),
         )
         .route("/view/api/heartbeat", post(patient::post_heartbeat))
+        .route("/view/api/leave", post(patient::post_leave))
         .route("/view/api/findings/{id}", get(patient::get_findings_pdf))
         .route("/view/logout", post(patient::post_logout))
         .layer(DefaultBodyLimit::max(FORM_LIMIT));

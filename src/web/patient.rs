@@ -378,9 +378,37 @@ pub async fn get_rendered(
     Ok(res)
 }
 
-/// Who: a live patient or referrer session. Keeps it alive while the page is open.
-pub async fn post_heartbeat(PatientSession(scope): PatientSession) -> Response {
-    Json(serde_json::json!({ "session_ends_at": scope.ends_at })).into_response()
+/// Who: a live patient or referrer session, from the tab that owns it (header
+/// `X-Tab`: the viewer's per-tab nonce). Keeps the session alive while the page is open.
+pub async fn post_heartbeat(
+    State(svc): Svc,
+    PatientSession(scope): PatientSession,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    let nonce = headers
+        .get("x-tab")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !crate::access::sessions::tab_heartbeat(&svc, &scope, nonce).await? {
+        return Err(WebError::new(
+            StatusCode::UNAUTHORIZED,
+            "session_elsewhere",
+            "This access is open in another window. Please sign in again here.",
+        ));
+    }
+    Ok(Json(serde_json::json!({ "session_ends_at": scope.ends_at })).into_response())
+}
+
+/// Who: a live patient or referrer session. The viewer's `pagehide` beacon (body: the
+/// tab nonce); the session ends within seconds unless the same tab returns.
+pub async fn post_leave(
+    State(svc): Svc,
+    PatientSession(scope): PatientSession,
+    body: axum::body::Bytes,
+) -> Result<Response, WebError> {
+    let nonce = std::str::from_utf8(&body[..body.len().min(64)]).unwrap_or("");
+    crate::access::sessions::tab_leaving(&svc, &scope, nonce).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Who: anyone; ends the session if there is one and clears the site's data.

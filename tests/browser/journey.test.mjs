@@ -132,11 +132,38 @@ test('patient: QR link and password on a phone', async () => {
     return imgs.length > 0 && imgs.slice(0, 2).every((i) => i.complete && i.naturalWidth > 0);
   });
   await page.screenshot({ path: join(shots, 'patient-2-viewer.png') });
-  const storage = await page.evaluate(() => ({ local: localStorage.length, session: sessionStorage.length }));
-  assert.deepEqual(storage, { local: 0, session: 0 });
+  // Nothing but the per-tab nonce is kept in the browser.
+  const storage = await page.evaluate(() => ({ local: localStorage.length, session: Object.keys(sessionStorage) }));
+  assert.deepEqual(storage, { local: 0, session: ['lk-tab'] });
+  // A reload keeps the session.
+  await page.reload();
+  await page.waitForSelector('#viewer img');
+  assert.ok(page.url().endsWith('/view'));
+  // Closing the tab ends it within seconds, even for the same cookies elsewhere.
+  const cookies = await ctx.cookies();
+  const second = await ctx.newPage();
+  await page.close({ runBeforeUnload: true });
+  await new Promise((r) => setTimeout(r, 12000));
+  const other = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  await other.addCookies(cookies);
+  const replay = await other.newPage();
+  await replay.goto(`${demo.base_url}/view`);
+  assert.ok(replay.url().includes('/access'), 'a closed tab\'s session is over');
+  await other.close();
+  await second.close();
+  // Sign in again for the logout check.
+  const again = await ctx.newPage();
+  await again.goto(demo.patient_link);
+  await again.fill('#password', demo.password);
+  await again.click('button[type=submit]');
+  await again.waitForURL('**/view');
+  await logoutCheck(again);
+  await ctx.close();
+});
+
+async function logoutCheck(page) {
   await page.click('text=Abmelden');
   await page.waitForURL('**/access');
   await page.goBack();
   assert.ok(!(await page.content()).includes('Müller'), 'back after logout shows no patient data');
-  await ctx.close();
-});
+}

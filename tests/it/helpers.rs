@@ -220,6 +220,8 @@ impl TestApp {
         self.http
             .post(format!("{}{}", self.base, path))
             .header("cookie", cookie)
+            // The viewer's per-tab nonce; one fixed tab per test.
+            .header("x-tab", "test-tab-0123456789abcdef")
             .send()
             .await
             .expect("post")

@@ -392,3 +392,77 @@ async fn patient_session_timeouts_and_logout() {
         401
     );
 }
+
+#[tokio::test]
+async fn closing_the_tab_ends_the_session_a_reload_does_not() {
+    let app = TestApp::spawn().await;
+    let demo = app.demo().await;
+    let cookie = session_cookie(
+        &app.post_access(
+            demo["access_code"].as_str().expect("c"),
+            demo["password"].as_str().expect("p"),
+        )
+        .await,
+    )
+    .expect("cookie");
+    let tab = "tab-aaaaaaaaaaaaaaaaaaaa";
+    let beat = |nonce: &'static str| {
+        app.http
+            .post(format!("{}/view/api/heartbeat", app.base))
+            .header("cookie", &cookie)
+            .header("x-tab", nonce)
+            .send()
+    };
+    let leave = |nonce: &'static str| {
+        app.http
+            .post(format!("{}/view/api/leave", app.base))
+            .header("cookie", &cookie)
+            .body(nonce)
+            .send()
+    };
+    assert_eq!(beat(tab).await.expect("beat").status(), 200);
+    // The same cookie from another browser context (another tab nonce) is refused.
+    assert_eq!(
+        beat("tab-bbbbbbbbbbbbbbbbbbbb")
+            .await
+            .expect("beat")
+            .status(),
+        401
+    );
+    assert_eq!(beat(tab).await.expect("beat").status(), 200);
+    // A reload: pagehide says goodbye, the same tab is back within seconds.
+    assert_eq!(leave(tab).await.expect("leave").status(), 204);
+    app.clock.advance(3);
+    assert_eq!(beat(tab).await.expect("beat").status(), 200);
+    app.clock.advance(30);
+    assert_eq!(
+        app.get_with_cookie("/view/api/study", &cookie)
+            .await
+            .status(),
+        200
+    );
+    // Another context cannot cancel the goodbye of the owning tab.
+    assert_eq!(
+        leave("tab-bbbbbbbbbbbbbbbbbbbb")
+            .await
+            .expect("leave")
+            .status(),
+        204
+    );
+    assert_eq!(
+        app.get_with_cookie("/view/api/study", &cookie)
+            .await
+            .status(),
+        200
+    );
+    // Closed: after the grace period the session is over.
+    assert_eq!(leave(tab).await.expect("leave").status(), 204);
+    app.clock.advance(11);
+    assert_eq!(
+        app.get_with_cookie("/view/api/study", &cookie)
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(beat(tab).await.expect("beat").status(), 401);
+}
