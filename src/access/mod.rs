@@ -28,6 +28,8 @@ pub enum AccessError {
     NotFound,
     #[error("invalid request: {0}")]
     Invalid(&'static str),
+    #[error("not allowed: {0}")]
+    Forbidden(&'static str),
     #[error(transparent)]
     Hash(#[from] HashError),
     #[error(transparent)]
@@ -79,6 +81,27 @@ pub async fn issue_grant(
     expires_at: Option<i64>,
     actor: &Actor,
 ) -> Result<IssuedGrant, AccessError> {
+    issue(
+        svc,
+        practice_id,
+        study_id,
+        audience,
+        expires_at,
+        None,
+        actor,
+    )
+    .await
+}
+
+async fn issue(
+    svc: &Services,
+    practice_id: &str,
+    study_id: &str,
+    audience: Audience,
+    expires_at: Option<i64>,
+    parent_grant_id: Option<&str>,
+    actor: &Actor,
+) -> Result<IssuedGrant, AccessError> {
     let practice = svc
         .db
         .practice(practice_id)
@@ -121,6 +144,7 @@ pub async fn issue_grant(
                 link_hash: &token_hash("grant-link", &link_token),
                 password_hash: &password_hash,
                 expires_at,
+                parent_grant_id,
             },
             now,
         )
@@ -290,6 +314,7 @@ pub async fn revoke_grant(
     svc.db
         .revoke_grant(practice_id, grant_id, svc.clock.now())
         .await?;
+    svc.db.revoke_forwards_of(grant_id, svc.clock.now()).await?;
     audit::record(
         svc,
         practice_id,
@@ -441,4 +466,109 @@ pub async fn grant_letter(
     )
     .await?;
     Ok(pdf)
+}
+
+/// A patient forwards their study to a doctor: a referrer grant of its own, ending no
+/// later than the patient's own access. Only if the practice allows it.
+pub async fn forward_grant(
+    svc: &Services,
+    scope: &sessions::PatientScope,
+    days: i64,
+) -> Result<IssuedGrant, AccessError> {
+    if scope.audience != "patient" {
+        return Err(AccessError::Forbidden(
+            "only the patient can forward the study",
+        ));
+    }
+    if !svc
+        .db
+        .practice_allows_forwarding(&scope.practice_id)
+        .await?
+    {
+        return Err(AccessError::Forbidden(
+            "the practice does not allow forwarding",
+        ));
+    }
+    if !(1..=MAX_GRANT_DAYS).contains(&days) {
+        return Err(AccessError::Invalid("days must be between 1 and 1825"));
+    }
+    let expires_at = (svc.clock.now() + days * 86_400).min(scope.grant_expires_at);
+    let actor = Actor::Patient {
+        grant_id: scope.grant_id.clone(),
+    };
+    let issued = issue(
+        svc,
+        &scope.practice_id,
+        &scope.study_id,
+        Audience::Referrer,
+        Some(expires_at),
+        Some(&scope.grant_id),
+        &actor,
+    )
+    .await?;
+    audit::record(
+        svc,
+        &scope.practice_id,
+        &actor,
+        "grant.forward",
+        Some(&scope.study_id),
+        &format!("grant={}", issued.id),
+    )
+    .await?;
+    Ok(issued)
+}
+
+/// The forwards a patient made, for their list.
+pub async fn forwards(
+    svc: &Services,
+    scope: &sessions::PatientScope,
+) -> Result<Vec<GrantRow>, AccessError> {
+    Ok(svc.db.forwards_of(&scope.grant_id).await?)
+}
+
+/// A forward of this patient's grant, or NotFound.
+async fn own_forward(
+    svc: &Services,
+    scope: &sessions::PatientScope,
+    grant_id: &str,
+) -> Result<GrantRow, AccessError> {
+    svc.db
+        .grant(&scope.practice_id, grant_id)
+        .await?
+        .filter(|g| g.parent_grant_id.as_deref() == Some(scope.grant_id.as_str()))
+        .ok_or(AccessError::NotFound)
+}
+
+pub async fn revoke_forward(
+    svc: &Services,
+    scope: &sessions::PatientScope,
+    grant_id: &str,
+) -> Result<(), AccessError> {
+    let g = own_forward(svc, scope, grant_id).await?;
+    revoke_grant(
+        svc,
+        &scope.practice_id,
+        &g.id,
+        &Actor::Patient {
+            grant_id: scope.grant_id.clone(),
+        },
+    )
+    .await
+}
+
+pub async fn forward_letter(
+    svc: &Services,
+    scope: &sessions::PatientScope,
+    grant_id: &str,
+) -> Result<Vec<u8>, AccessError> {
+    let g = own_forward(svc, scope, grant_id).await?;
+    grant_letter(
+        svc,
+        &scope.practice_id,
+        &g.id,
+        &Actor::Patient {
+            grant_id: scope.grant_id.clone(),
+        },
+    )
+    .await
 }

@@ -16,6 +16,8 @@ pub struct GrantRow {
     pub failed_window_start: i64,
     pub last_failed_at: i64,
     pub locked_at: Option<i64>,
+    /// Set for a referrer grant a patient made by forwarding their own.
+    pub parent_grant_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -28,6 +30,7 @@ pub struct NewGrant<'a> {
     pub link_hash: &'a str,
     pub password_hash: &'a str,
     pub expires_at: i64,
+    pub parent_grant_id: Option<&'a str>,
 }
 
 #[derive(Debug, Clone)]
@@ -44,7 +47,7 @@ pub struct SessionRow {
 
 const GRANT_SELECT: &str =
     "SELECT id, practice_id, study_id, audience, password_hash, expires_at, revoked_at,
-        failed_count, failed_window_start, last_failed_at, locked_at FROM grants";
+        failed_count, failed_window_start, last_failed_at, locked_at, parent_grant_id FROM grants";
 
 fn grant_from(r: &AnyRow) -> DbResult<GrantRow> {
     Ok(GrantRow {
@@ -59,6 +62,7 @@ fn grant_from(r: &AnyRow) -> DbResult<GrantRow> {
         failed_window_start: get_i64(r, "failed_window_start")?,
         last_failed_at: get_i64(r, "last_failed_at")?,
         locked_at: get_opt_i64(r, "locked_at")?,
+        parent_grant_id: sqlx::Row::try_get(r, "parent_grant_id")?,
     })
 }
 
@@ -66,8 +70,8 @@ impl Db {
     pub async fn insert_grant(&self, g: &NewGrant<'_>, now: i64) -> DbResult<()> {
         sqlx::query(
             "INSERT INTO grants (id, practice_id, study_id, audience, code_hash, link_hash, password_hash,
-                 expires_at, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 expires_at, created_at, parent_grant_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(g.id)
         .bind(g.practice_id)
@@ -78,6 +82,7 @@ impl Db {
         .bind(g.password_hash)
         .bind(g.expires_at)
         .bind(now)
+        .bind(g.parent_grant_id)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -431,5 +436,50 @@ impl Db {
             .execute(self.pool())
             .await?;
         Ok(())
+    }
+}
+
+impl Db {
+    /// Revokes the forwards a grant made (and their sessions): a patient who lost
+    /// access cannot keep a forward alive.
+    pub async fn revoke_forwards_of(&self, parent_grant_id: &str, now: i64) -> DbResult<()> {
+        let (_gate, mut tx) = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE sessions SET ended_at = $2 WHERE ended_at IS NULL
+               AND grant_id IN (SELECT id FROM grants WHERE parent_grant_id = $1)",
+        )
+        .bind(parent_grant_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE grants SET revoked_at = $2 WHERE parent_grant_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(parent_grant_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn forwards_of(&self, parent_grant_id: &str) -> DbResult<Vec<GrantRow>> {
+        let sql = format!("{GRANT_SELECT} WHERE parent_grant_id = $1 ORDER BY created_at");
+        let rows = sqlx::query(&sql)
+            .bind(parent_grant_id)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(grant_from).collect()
+    }
+
+    pub async fn practice_allows_forwarding(&self, practice_id: &str) -> DbResult<bool> {
+        let row = sqlx::query("SELECT allow_forwarding FROM practices WHERE id = $1")
+            .bind(practice_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(r) => get_i64(&r, "allow_forwarding")? != 0,
+            None => false,
+        })
     }
 }

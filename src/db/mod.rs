@@ -81,6 +81,11 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "tab_close",
         sql: include_str!("../../migrations/sqlite/0007_tab_close.sql"),
     },
+    Migration {
+        version: 8,
+        name: "forwarding",
+        sql: include_str!("../../migrations/sqlite/0008_forwarding.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -118,6 +123,11 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 7,
         name: "tab_close",
         sql: include_str!("../../migrations/postgres/0007_tab_close.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "forwarding",
+        sql: include_str!("../../migrations/postgres/0008_forwarding.sql"),
     },
 ];
 

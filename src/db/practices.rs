@@ -399,6 +399,7 @@ pub struct PracticeSettings {
     pub default_access_days: i64,
     pub findings_delay_hours: i64,
     pub max_upload_mb: i64,
+    pub allow_forwarding: bool,
 }
 
 impl Db {
@@ -470,7 +471,8 @@ impl Db {
 
     pub async fn practice_settings(&self, practice_id: &str) -> DbResult<Option<PracticeSettings>> {
         let row = sqlx::query(
-            "SELECT name, address, default_access_days, findings_delay_hours, max_upload_mb FROM practices WHERE id = $1",
+            "SELECT name, address, default_access_days, findings_delay_hours, max_upload_mb, allow_forwarding
+             FROM practices WHERE id = $1",
         )
         .bind(practice_id)
         .fetch_optional(self.pool())
@@ -482,6 +484,7 @@ impl Db {
                 default_access_days: get_i64(&r, "default_access_days")?,
                 findings_delay_hours: get_i64(&r, "findings_delay_hours")?,
                 max_upload_mb: get_i64(&r, "max_upload_mb")?,
+                allow_forwarding: get_i64(&r, "allow_forwarding")? != 0,
             })
         })
         .transpose()
@@ -494,7 +497,7 @@ impl Db {
     ) -> DbResult<()> {
         sqlx::query(
             "UPDATE practices SET name = $2, address = $3, default_access_days = $4, findings_delay_hours = $5,
-                 max_upload_mb = $6 WHERE id = $1",
+                 max_upload_mb = $6, allow_forwarding = $7 WHERE id = $1",
         )
         .bind(practice_id)
         .bind(s.name.as_str())
@@ -502,6 +505,7 @@ impl Db {
         .bind(s.default_access_days)
         .bind(s.findings_delay_hours)
         .bind(s.max_upload_mb)
+        .bind(i64::from(s.allow_forwarding))
         .execute(self.pool())
         .await?;
         Ok(())

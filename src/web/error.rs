@@ -108,6 +108,7 @@ impl From<crate::access::AccessError> for WebError {
             ),
             A::NotFound => WebError::not_found(),
             A::Invalid(msg) => WebError::bad_request("invalid_request", msg),
+            A::Forbidden(msg) => WebError::new(StatusCode::FORBIDDEN, "not_allowed", msg),
             A::Hash(crate::auth::passwords::HashError::Busy) => busy(),
             A::Study(e) => WebError::from(e),
             other => WebError::internal(other),

@@ -73,6 +73,15 @@ pub fn router(svc: Arc<Services>) -> Router {
         )
         .route("/view/api/heartbeat", post(patient::post_heartbeat))
         .route("/view/api/leave", post(patient::post_leave))
+        .route("/view/forward", post(patient::post_forward))
+        .route(
+            "/view/forwards/{id}/letter.pdf",
+            get(patient::get_forward_letter),
+        )
+        .route(
+            "/view/forwards/{id}/revoke",
+            post(patient::post_forward_revoke),
+        )
         .route("/view/api/findings/{id}", get(patient::get_findings_pdf))
         .route("/view/logout", post(patient::post_logout))
         .layer(DefaultBodyLimit::max(FORM_LIMIT));

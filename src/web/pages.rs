@@ -133,6 +133,14 @@ pub struct Texts {
     pub by_you: &'static str,
     pub by_doctor: &'static str,
     pub by_practice: &'static str,
+    pub allow_forwarding: &'static str,
+    pub forward_title: &'static str,
+    pub forward_intro: &'static str,
+    pub forward_days: &'static str,
+    pub forward_button: &'static str,
+    pub forward_done: &'static str,
+    pub back_to_images: &'static str,
+    pub your_forwards: &'static str,
 }
 
 const DE: Texts = Texts {
@@ -262,6 +270,14 @@ const DE: Texts = Texts {
     by_you: "Sie (dieser Zugang)",
     by_doctor: "Ihr Arzt / Ihre Ärztin",
     by_practice: "die Praxis",
+    allow_forwarding: "Patienten dürfen ihre Bilder an Ärzte weitergeben",
+    forward_title: "Mit einer Ärztin / einem Arzt teilen",
+    forward_intro: "Sie erhalten einen eigenen Zugangscode und ein Passwort für Ihre Ärztin oder Ihren Arzt. Sie können das jederzeit widerrufen.",
+    forward_days: "Gültig (Tage)",
+    forward_button: "Zugang erstellen",
+    forward_done: "Geben Sie diese Angaben Ihrer Ärztin oder Ihrem Arzt. Sie werden nur jetzt angezeigt.",
+    back_to_images: "Zurück zu den Bildern",
+    your_forwards: "Von Ihnen geteilt",
 };
 
 const EN: Texts = Texts {
@@ -391,6 +407,14 @@ const EN: Texts = Texts {
     by_you: "you (this access)",
     by_doctor: "your doctor",
     by_practice: "the practice",
+    allow_forwarding: "Patients may forward their images to doctors",
+    forward_title: "Share with a doctor",
+    forward_intro: "You get a separate access code and password for your doctor. You can revoke it at any time.",
+    forward_days: "Valid (days)",
+    forward_button: "Create access",
+    forward_done: "Give these details to your doctor. They are shown only now.",
+    back_to_images: "Back to the images",
+    your_forwards: "Shared by you",
 };
 
 /// German unless the browser prefers English over German.
@@ -466,6 +490,21 @@ pub struct ViewerPage {
     pub findings: Vec<(String, String)>,
     /// Who opened the study: (when, who), newest first.
     pub accesses: Vec<(String, &'static str)>,
+    /// The patient may forward (a patient grant, and the practice allows it).
+    pub can_forward: bool,
+    /// Forwards made: (id, until, live).
+    pub forwards: Vec<(String, String, bool)>,
+}
+
+#[derive(Template)]
+#[template(path = "forward_issued.html")]
+pub struct ForwardIssuedPage {
+    pub t: &'static Texts,
+    pub id: String,
+    pub access_code: String,
+    pub password: String,
+    pub link: String,
+    pub expires: String,
 }
 
 #[derive(Template)]

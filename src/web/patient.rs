@@ -254,6 +254,24 @@ pub async fn get_viewer(
     )
     .await?;
     let t = texts(&headers);
+    let can_forward = scope.audience == "patient"
+        && svc
+            .db
+            .practice_allows_forwarding(&scope.practice_id)
+            .await?;
+    let now_secs = svc.clock.now();
+    let forwards = if can_forward {
+        access::forwards(&svc, &scope)
+            .await?
+            .into_iter()
+            .map(|g| {
+                let live = g.revoked_at.is_none() && g.expires_at > now_secs;
+                (g.id, super::pages::unix_date(t, g.expires_at), live)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     // Openings of the study, as the patient may see them: who in plain words.
     let accesses = svc
         .db
@@ -315,6 +333,8 @@ pub async fn get_viewer(
             series,
             findings,
             accesses,
+            can_forward,
+            forwards,
         },
     ))
 }
@@ -449,4 +469,58 @@ pub async fn get_findings_pdf(
     )
     .await?;
     Ok(super::pdf_response(bytes, "befund.pdf", true))
+}
+
+#[derive(serde::Deserialize)]
+pub struct ForwardForm {
+    days: Option<i64>,
+}
+
+/// Who: a live patient session (not a referrer), if the practice allows forwarding.
+/// Shows the doctor's code and password once.
+pub async fn post_forward(
+    State(svc): Svc,
+    headers: HeaderMap,
+    PatientSession(scope): PatientSession,
+    Form(form): Form<ForwardForm>,
+) -> Result<Response, WebError> {
+    let issued = access::forward_grant(&svc, &scope, form.days.unwrap_or(30)).await?;
+    let t = texts(&headers);
+    Ok(render(
+        StatusCode::OK,
+        &super::pages::ForwardIssuedPage {
+            t,
+            expires: super::pages::unix_date(t, issued.expires_at),
+            id: issued.id,
+            access_code: issued.access_code,
+            password: issued.password,
+            link: issued.link,
+        },
+    ))
+}
+
+/// Who: the patient session that made the forward. Its letter as PDF.
+pub async fn get_forward_letter(
+    State(svc): Svc,
+    PatientSession(scope): PatientSession,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    if !is_valid_id(&id) {
+        return Err(WebError::not_found());
+    }
+    let pdf = access::forward_letter(&svc, &scope, &id).await?;
+    Ok(super::pdf_response(pdf, "zugang-arzt.pdf", false))
+}
+
+/// Who: the patient session that made the forward. Ends it and its sessions.
+pub async fn post_forward_revoke(
+    State(svc): Svc,
+    PatientSession(scope): PatientSession,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    if !is_valid_id(&id) {
+        return Err(WebError::not_found());
+    }
+    access::revoke_forward(&svc, &scope, &id).await?;
+    Ok(Redirect::to("/view").into_response())
 }

@@ -369,6 +369,7 @@ struct SettingsPage {
     default_access_days: i64,
     findings_delay_hours: i64,
     max_upload_mb: i64,
+    allow_forwarding: bool,
     error: Option<String>,
 }
 
@@ -393,6 +394,7 @@ pub async fn get_settings(
             default_access_days: s.default_access_days,
             findings_delay_hours: s.findings_delay_hours,
             max_upload_mb: s.max_upload_mb,
+            allow_forwarding: s.allow_forwarding,
             error: None,
         },
     ))
@@ -409,6 +411,7 @@ pub struct SettingsForm {
     default_access_days: Option<i64>,
     findings_delay_hours: Option<i64>,
     max_upload_mb: Option<i64>,
+    allow_forwarding: Option<String>,
 }
 
 /// Who: an admin.
@@ -425,6 +428,7 @@ pub async fn post_settings(
         default_access_days: f.default_access_days.unwrap_or(0),
         findings_delay_hours: f.findings_delay_hours.unwrap_or(-1),
         max_upload_mb: f.max_upload_mb.unwrap_or(0),
+        allow_forwarding: f.allow_forwarding.is_some(),
     };
     match users::update_settings(&svc, &admin, &settings).await {
         Ok(()) => Ok(Redirect::to("/practice/settings").into_response()),
@@ -438,6 +442,7 @@ pub async fn post_settings(
                 default_access_days: settings.default_access_days,
                 findings_delay_hours: settings.findings_delay_hours,
                 max_upload_mb: settings.max_upload_mb,
+                allow_forwarding: settings.allow_forwarding,
                 error: Some(msg.into()),
             },
         )),

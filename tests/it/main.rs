@@ -6,6 +6,7 @@ mod bad_input;
 mod blob_store;
 mod demo_binary;
 mod findings;
+mod forwarding;
 mod helpers;
 mod isolation;
 mod journey;

@@ -1,0 +1,201 @@
+//! A patient forwards the study to a doctor: a grant of its own, never longer than the
+//! patient's, revocable by the patient and by the practice.
+
+use super::helpers::{TestApp, session_cookie};
+
+fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+    let at = html
+        .find(start)
+        .unwrap_or_else(|| panic!("{start} not found"))
+        + start.len();
+    html[at..].split(end).next().expect("end")
+}
+
+async fn forward(app: &TestApp, cookie: &str, days: &str) -> reqwest::Response {
+    app.http
+        .post(format!("{}/view/forward", app.base))
+        .header("cookie", cookie)
+        .form(&[("days", days)])
+        .send()
+        .await
+        .expect("forward")
+}
+
+#[tokio::test]
+async fn patients_forward_to_doctors_and_can_take_it_back() {
+    let app = TestApp::spawn().await;
+    let demo = app.demo().await;
+    let token = app.bearer(&demo).await;
+    let patient = session_cookie(
+        &app.post_access(
+            demo["access_code"].as_str().expect("c"),
+            demo["password"].as_str().expect("p"),
+        )
+        .await,
+    )
+    .expect("patient");
+    let viewer = app
+        .get_with_cookie("/view", &patient)
+        .await
+        .text()
+        .await
+        .expect("viewer");
+    assert!(viewer.contains("action=\"/view/forward\""));
+
+    // Asked for 400 days: capped at the patient's own end.
+    let res = forward(&app, &patient, "400").await;
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.expect("page");
+    let code = between(&page, "<dd><code>", "</code>").to_string();
+    let password = between(&page, "</code></dd>\n    <dt>", "</dl>");
+    let password = between(password, "<code>", "</code>").to_string();
+    let id = between(&page, "/view/forwards/", "/letter.pdf").to_string();
+    let forward_row = app
+        .services()
+        .db
+        .grant_by_id(&id)
+        .await
+        .expect("db")
+        .expect("grant");
+    let parent = app
+        .services()
+        .db
+        .grant_by_id(forward_row.parent_grant_id.as_deref().expect("parent"))
+        .await
+        .expect("db")
+        .expect("parent");
+    assert_eq!(forward_row.audience, "referrer");
+    assert_eq!(forward_row.expires_at, parent.expires_at);
+
+    // The doctor opens the same study; doctors cannot forward further.
+    let doctor = session_cookie(&app.post_access(&code, &password).await).expect("doctor");
+    let manifest: serde_json::Value = app
+        .get_with_cookie("/view/api/study", &doctor)
+        .await
+        .json()
+        .await
+        .expect("m");
+    assert_eq!(manifest["study"]["id"], demo["study_id"]);
+    assert!(
+        !app.get_with_cookie("/view", &doctor)
+            .await
+            .text()
+            .await
+            .expect("v")
+            .contains("action=\"/view/forward\"")
+    );
+    assert_eq!(forward(&app, &doctor, "10").await.status(), 403);
+
+    // Printable, and visible to the practice.
+    let letter = app
+        .get_with_cookie(&format!("/view/forwards/{id}/letter.pdf"), &patient)
+        .await;
+    assert_eq!(letter.status(), 200);
+    assert_eq!(letter.headers()["content-type"], "application/pdf");
+    assert_eq!(
+        app.get_with_cookie(&format!("/view/forwards/{id}/letter.pdf"), &doctor)
+            .await
+            .status(),
+        404
+    );
+    let audit: serde_json::Value = app
+        .get_api(
+            &token,
+            &format!(
+                "/api/v1/studies/{}/audit",
+                demo["study_id"].as_str().expect("s")
+            ),
+        )
+        .await
+        .json()
+        .await
+        .expect("audit");
+    assert!(
+        audit["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .any(|e| e["action"] == "grant.forward")
+    );
+
+    // The patient takes it back: the doctor's session ends.
+    let res = app
+        .post_with_cookie(&format!("/view/forwards/{id}/revoke"), &patient)
+        .await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(
+        app.get_with_cookie("/view/api/study", &doctor)
+            .await
+            .status(),
+        401
+    );
+
+    // The practice revokes the patient's grant: every forward of it goes too.
+    let page = forward(&app, &patient, "10")
+        .await
+        .text()
+        .await
+        .expect("page");
+    let code2 = between(&page, "<dd><code>", "</code>").to_string();
+    let pw2 = between(
+        between(&page, "</code></dd>\n    <dt>", "</dl>"),
+        "<code>",
+        "</code>",
+    )
+    .to_string();
+    let doctor2 = session_cookie(&app.post_access(&code2, &pw2).await).expect("doctor2");
+    let res = app
+        .http
+        .delete(format!("{}/api/v1/grants/{}", app.base, parent.id))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(res.status(), 204);
+    assert_eq!(
+        app.get_with_cookie("/view/api/study", &doctor2)
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(app.post_access(&code2, &pw2).await.status(), 401);
+}
+
+#[tokio::test]
+async fn the_practice_can_switch_forwarding_off() {
+    let app = TestApp::spawn().await;
+    let demo = app.demo().await;
+    let practice = app.services().db.practices().await.expect("p")[0]
+        .id
+        .clone();
+    let mut settings = app
+        .services()
+        .db
+        .practice_settings(&practice)
+        .await
+        .expect("db")
+        .expect("s");
+    settings.allow_forwarding = false;
+    app.services()
+        .db
+        .update_practice_settings(&practice, &settings)
+        .await
+        .expect("update");
+    let patient = session_cookie(
+        &app.post_access(
+            demo["access_code"].as_str().expect("c"),
+            demo["password"].as_str().expect("p"),
+        )
+        .await,
+    )
+    .expect("patient");
+    assert!(
+        !app.get_with_cookie("/view", &patient)
+            .await
+            .text()
+            .await
+            .expect("v")
+            .contains("/view/forward")
+    );
+    assert_eq!(forward(&app, &patient, "10").await.status(), 403);
+}
