@@ -86,6 +86,11 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "forwarding",
         sql: include_str!("../../migrations/sqlite/0008_forwarding.sql"),
     },
+    Migration {
+        version: 9,
+        name: "referrer_findings",
+        sql: include_str!("../../migrations/sqlite/0009_referrer_findings.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -128,6 +133,11 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 8,
         name: "forwarding",
         sql: include_str!("../../migrations/postgres/0008_forwarding.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "referrer_findings",
+        sql: include_str!("../../migrations/postgres/0009_referrer_findings.sql"),
     },
 ];
 

@@ -400,6 +400,7 @@ pub struct PracticeSettings {
     pub findings_delay_hours: i64,
     pub max_upload_mb: i64,
     pub allow_forwarding: bool,
+    pub referrer_findings_early: bool,
 }
 
 impl Db {
@@ -471,7 +472,8 @@ impl Db {
 
     pub async fn practice_settings(&self, practice_id: &str) -> DbResult<Option<PracticeSettings>> {
         let row = sqlx::query(
-            "SELECT name, address, default_access_days, findings_delay_hours, max_upload_mb, allow_forwarding
+            "SELECT name, address, default_access_days, findings_delay_hours, max_upload_mb, allow_forwarding,
+                 referrer_findings_early
              FROM practices WHERE id = $1",
         )
         .bind(practice_id)
@@ -485,6 +487,7 @@ impl Db {
                 findings_delay_hours: get_i64(&r, "findings_delay_hours")?,
                 max_upload_mb: get_i64(&r, "max_upload_mb")?,
                 allow_forwarding: get_i64(&r, "allow_forwarding")? != 0,
+                referrer_findings_early: get_i64(&r, "referrer_findings_early")? != 0,
             })
         })
         .transpose()
@@ -497,7 +500,7 @@ impl Db {
     ) -> DbResult<()> {
         sqlx::query(
             "UPDATE practices SET name = $2, address = $3, default_access_days = $4, findings_delay_hours = $5,
-                 max_upload_mb = $6, allow_forwarding = $7 WHERE id = $1",
+                 max_upload_mb = $6, allow_forwarding = $7, referrer_findings_early = $8 WHERE id = $1",
         )
         .bind(practice_id)
         .bind(s.name.as_str())
@@ -506,6 +509,7 @@ impl Db {
         .bind(s.findings_delay_hours)
         .bind(s.max_upload_mb)
         .bind(i64::from(s.allow_forwarding))
+        .bind(i64::from(s.referrer_findings_early))
         .execute(self.pool())
         .await?;
         Ok(())

@@ -157,3 +157,20 @@ pub async fn original(
     .await?;
     Ok(bytes)
 }
+
+/// Whether findings not yet released are visible to this grant's audience: referring
+/// doctors see them early if the practice says so; patients never do.
+pub async fn early_access(
+    svc: &Services,
+    practice_id: &str,
+    audience: &str,
+) -> Result<bool, StudyError> {
+    if audience != "referrer" {
+        return Ok(false);
+    }
+    Ok(svc
+        .db
+        .practice_settings(practice_id)
+        .await?
+        .is_some_and(|s| s.referrer_findings_early))
+}

@@ -297,10 +297,12 @@ pub async fn get_viewer(
         })
         .collect();
     let now = svc.clock.now();
+    let early =
+        crate::studies::findings::early_access(&svc, &scope.practice_id, &scope.audience).await?;
     let findings = crate::studies::findings::list(&svc, &scope.practice_id, &scope.study_id)
         .await?
         .into_iter()
-        .filter(|f| f.release_at <= now)
+        .filter(|f| early || f.release_at <= now)
         .map(|f| (f.id, super::pages::unix_date(t, f.created_at)))
         .collect();
     let series = detail
@@ -358,11 +360,13 @@ pub async fn get_manifest(
 ) -> Result<Response, WebError> {
     let detail = view::detail(&svc, &scope.practice_id, &scope.study_id).await?;
     let now = svc.clock.now();
+    let early =
+        crate::studies::findings::early_access(&svc, &scope.practice_id, &scope.audience).await?;
     let findings: Vec<_> =
         crate::studies::findings::list(&svc, &scope.practice_id, &scope.study_id)
             .await?
             .into_iter()
-            .filter(|f| f.release_at <= now)
+            .filter(|f| early || f.release_at <= now)
             .collect();
     Ok(Json(serde_json::json!({
         "findings": findings,
@@ -459,12 +463,14 @@ pub async fn get_findings_pdf(
     if !is_valid_id(&id) {
         return Err(WebError::not_found());
     }
+    let early =
+        crate::studies::findings::early_access(&svc, &scope.practice_id, &scope.audience).await?;
     let bytes = crate::studies::findings::original(
         &svc,
         &scope.practice_id,
         &scope.study_id,
         &id,
-        true,
+        !early,
         &access_actor(&scope),
     )
     .await?;

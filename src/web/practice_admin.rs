@@ -370,6 +370,7 @@ struct SettingsPage {
     findings_delay_hours: i64,
     max_upload_mb: i64,
     allow_forwarding: bool,
+    referrer_findings_early: bool,
     error: Option<String>,
 }
 
@@ -395,6 +396,7 @@ pub async fn get_settings(
             findings_delay_hours: s.findings_delay_hours,
             max_upload_mb: s.max_upload_mb,
             allow_forwarding: s.allow_forwarding,
+            referrer_findings_early: s.referrer_findings_early,
             error: None,
         },
     ))
@@ -412,6 +414,7 @@ pub struct SettingsForm {
     findings_delay_hours: Option<i64>,
     max_upload_mb: Option<i64>,
     allow_forwarding: Option<String>,
+    referrer_findings_early: Option<String>,
 }
 
 /// Who: an admin.
@@ -429,6 +432,7 @@ pub async fn post_settings(
         findings_delay_hours: f.findings_delay_hours.unwrap_or(-1),
         max_upload_mb: f.max_upload_mb.unwrap_or(0),
         allow_forwarding: f.allow_forwarding.is_some(),
+        referrer_findings_early: f.referrer_findings_early.is_some(),
     };
     match users::update_settings(&svc, &admin, &settings).await {
         Ok(()) => Ok(Redirect::to("/practice/settings").into_response()),
@@ -443,6 +447,7 @@ pub async fn post_settings(
                 findings_delay_hours: settings.findings_delay_hours,
                 max_upload_mb: settings.max_upload_mb,
                 allow_forwarding: settings.allow_forwarding,
+                referrer_findings_early: settings.referrer_findings_early,
                 error: Some(msg.into()),
             },
         )),

@@ -199,3 +199,96 @@ async fn the_practice_can_switch_forwarding_off() {
     );
     assert_eq!(forward(&app, &patient, "10").await.status(), 403);
 }
+
+#[tokio::test]
+async fn referring_doctors_see_findings_early_if_the_practice_says_so() {
+    let app = TestApp::spawn().await;
+    let demo = app.demo().await;
+    let token = app.bearer(&demo).await;
+    let study = demo["study_id"].as_str().expect("study");
+    let referrer: serde_json::Value = app
+        .http
+        .post(format!("{}/api/v1/studies/{study}/grants", app.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"audience": "referrer"}))
+        .send()
+        .await
+        .expect("grant")
+        .json()
+        .await
+        .expect("json");
+    let mut page = lichtkasten::letters::pdf::Page::default();
+    page.text(
+        20.0,
+        20.0,
+        12.0,
+        lichtkasten::letters::pdf::Font::Regular,
+        "Befund",
+    );
+    let pdf = lichtkasten::letters::pdf::render(&[page], "Befund");
+    let tomorrow = lichtkasten::clock::Clock::now(&app.clock) + 86_400;
+    let res = app
+        .http
+        .post(format!(
+            "{}/api/v1/studies/{study}/findings?release_at={tomorrow}",
+            app.base
+        ))
+        .bearer_auth(&token)
+        .body(pdf)
+        .send()
+        .await
+        .expect("findings");
+    assert_eq!(res.status(), 201);
+    let doctor = session_cookie(
+        &app.post_access(
+            referrer["access_code"].as_str().expect("c"),
+            referrer["password"].as_str().expect("p"),
+        )
+        .await,
+    )
+    .expect("doctor");
+    let patient = session_cookie(
+        &app.post_access(
+            demo["access_code"].as_str().expect("c"),
+            demo["password"].as_str().expect("p"),
+        )
+        .await,
+    )
+    .expect("patient");
+    let count = |cookie: String| {
+        let app = &app;
+        async move {
+            let m: serde_json::Value = app
+                .get_with_cookie("/view/api/study", &cookie)
+                .await
+                .json()
+                .await
+                .expect("m");
+            m["findings"].as_array().expect("findings").len()
+        }
+    };
+    assert_eq!(
+        count(doctor.clone()).await,
+        1,
+        "the doctor sees it before release"
+    );
+    assert_eq!(count(patient.clone()).await, 0, "the patient does not");
+    // Switched off: the doctor waits like the patient.
+    let practice = app.services().db.practices().await.expect("p")[0]
+        .id
+        .clone();
+    let mut settings = app
+        .services()
+        .db
+        .practice_settings(&practice)
+        .await
+        .expect("db")
+        .expect("s");
+    settings.referrer_findings_early = false;
+    app.services()
+        .db
+        .update_practice_settings(&practice, &settings)
+        .await
+        .expect("update");
+    assert_eq!(count(doctor).await, 0);
+}

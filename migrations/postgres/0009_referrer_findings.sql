@@ -1,0 +1,2 @@
+-- Whether referring doctors see findings before their release to the patient.
+ALTER TABLE practices ADD COLUMN referrer_findings_early BIGINT NOT NULL DEFAULT 1;
