@@ -9,7 +9,7 @@ use crate::app::Services;
 use crate::audit::Actor;
 use crate::auth::passwords::HashError;
 use crate::auth::staff::{self, NextStep, StaffAuthError, StaffScope};
-use crate::clock::{format_date, format_datetime};
+use crate::clock::format_datetime;
 use crate::dicom::display_person_name;
 use crate::domain::{Audience, is_valid_id};
 use crate::studies::upload::{Rejection, UploadLimits, UploadedFile, expand_body, label};
@@ -491,8 +491,13 @@ async fn study_page(
             GrantView {
                 revocable: g.revoked_at.is_none() && g.expires_at > now,
                 id: g.id,
-                audience: g.audience,
-                expires: format_date(g.expires_at),
+                audience: if g.audience == "referrer" {
+                    t.referrer
+                } else {
+                    t.patient
+                }
+                .to_string(),
+                expires: super::pages::unix_date(t, g.expires_at),
                 state: state.into(),
             }
         })
@@ -555,7 +560,7 @@ async fn study_page(
         access_code: g.access_code,
         password: g.password,
         link: g.link,
-        expires: format_date(g.expires_at),
+        expires: super::pages::unix_date(t, g.expires_at),
     });
     Ok(render(
         StatusCode::OK,
