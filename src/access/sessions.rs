@@ -72,8 +72,7 @@ pub async fn check_patient_session(
         }
         return Ok(None);
     }
-    let (_, leaving_at) = svc.db.session_tab(&hash).await?;
-    if leaving_at.is_some_and(|t| now > t + CLOSE_GRACE_SECS) {
+    if s.leaving_at.is_some_and(|t| now > t + CLOSE_GRACE_SECS) {
         svc.db.end_session(&hash, now).await?;
         return Ok(None);
     }

@@ -150,9 +150,6 @@ pub async fn check(svc: &Services, token: &str) -> Result<Option<StaffScope>, St
     let Some(s) = svc.db.session(&hash).await? else {
         return Ok(None);
     };
-    let Some((stage, csrf_token)) = svc.db.session_stage(&hash).await? else {
-        return Ok(None);
-    };
     let now = svc.clock.now();
     let alive = s.kind == "staff"
         && s.ended_at.is_none()
@@ -181,8 +178,8 @@ pub async fn check(svc: &Services, token: &str) -> Result<Option<StaffScope>, St
         username: user.username,
         display_name: user.display_name,
         is_admin: user.role == "admin",
-        full: stage == "full",
-        csrf_token,
+        full: s.stage == "full",
+        csrf_token: s.csrf_token.clone(),
         session_hash: hash,
     }))
 }

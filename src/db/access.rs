@@ -43,6 +43,11 @@ pub struct SessionRow {
     pub alive_until: i64,
     pub last_input_at: i64,
     pub ended_at: Option<i64>,
+    /// Staff: "password" (half signed in) or "full".
+    pub stage: String,
+    pub csrf_token: String,
+    /// Patients: when the owning tab said it was closing.
+    pub leaving_at: Option<i64>,
 }
 
 const GRANT_SELECT: &str =
@@ -188,13 +193,9 @@ impl Db {
             tx.rollback().await?;
             return Ok(false);
         }
-        sqlx::query("UPDATE sessions SET ended_at = $2 WHERE grant_id = $1 AND ended_at IS NULL")
-            .bind(grant_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        end_sessions_in(&mut tx, SessionOwner::Grant, grant_id, now).await?;
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(true)
     }
 
     // One parameter per column of a flat row insert.
@@ -227,7 +228,8 @@ impl Db {
 
     pub async fn session(&self, id_hash: &str) -> DbResult<Option<SessionRow>> {
         let row = sqlx::query(
-            "SELECT kind, practice_id, grant_id, user_id, created_at, alive_until, last_input_at, ended_at
+            "SELECT kind, practice_id, grant_id, user_id, created_at, alive_until, last_input_at, ended_at,
+                    stage, csrf_token, leaving_at
              FROM sessions WHERE id_hash = $1",
         )
         .bind(id_hash)
@@ -243,6 +245,9 @@ impl Db {
                 alive_until: get_i64(&r, "alive_until")?,
                 last_input_at: get_i64(&r, "last_input_at")?,
                 ended_at: get_opt_i64(&r, "ended_at")?,
+                stage: get_str(&r, "stage")?,
+                csrf_token: get_str(&r, "csrf_token")?,
+                leaving_at: get_opt_i64(&r, "leaving_at")?,
             })
         })
         .transpose()
@@ -338,13 +343,9 @@ impl Db {
             tx.rollback().await?;
             return Ok(false);
         }
-        sqlx::query("UPDATE sessions SET ended_at = $2 WHERE grant_id = $1 AND ended_at IS NULL")
-            .bind(grant_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        end_sessions_in(&mut tx, SessionOwner::Grant, grant_id, now).await?;
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(true)
     }
 }
 
@@ -482,4 +483,34 @@ impl Db {
             None => false,
         })
     }
+}
+
+/// Whose sessions to end.
+#[derive(Clone, Copy)]
+pub(crate) enum SessionOwner {
+    Grant,
+    User,
+}
+
+/// Ends every live session of a grant or a staff user, inside the caller's transaction.
+pub(crate) async fn end_sessions_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    owner: SessionOwner,
+    id: &str,
+    now: i64,
+) -> DbResult<()> {
+    let sql = match owner {
+        SessionOwner::Grant => {
+            "UPDATE sessions SET ended_at = $2 WHERE grant_id = $1 AND ended_at IS NULL"
+        }
+        SessionOwner::User => {
+            "UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL"
+        }
+    };
+    sqlx::query(sql)
+        .bind(id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! Staff users and their sign-in state.
 
+use super::access::{SessionOwner, end_sessions_in};
 use super::{Db, DbResult, get_i64, get_opt_i64, get_str};
 use sqlx::any::AnyRow;
 
@@ -161,25 +162,6 @@ impl Db {
         .await?;
         Ok(())
     }
-
-    /// `(stage, csrf_token)` of a session row.
-    pub async fn session_stage(&self, id_hash: &str) -> DbResult<Option<(String, String)>> {
-        let row = sqlx::query("SELECT stage, csrf_token FROM sessions WHERE id_hash = $1")
-            .bind(id_hash)
-            .fetch_optional(self.pool())
-            .await?;
-        row.map(|r| Ok((get_str(&r, "stage")?, get_str(&r, "csrf_token")?)))
-            .transpose()
-    }
-
-    pub async fn end_user_sessions(&self, user_id: &str, now: i64) -> DbResult<()> {
-        sqlx::query("UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL")
-            .bind(user_id)
-            .bind(now)
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
 }
 
 impl Db {
@@ -221,13 +203,7 @@ impl Db {
                 .execute(&mut *tx)
                 .await?;
         if !active && done.rows_affected() == 1 {
-            sqlx::query(
-                "UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL",
-            )
-            .bind(user_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            end_sessions_in(&mut tx, SessionOwner::User, user_id, now).await?;
         }
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
@@ -258,13 +234,9 @@ impl Db {
             tx.rollback().await?;
             return Ok(false);
         }
-        sqlx::query("UPDATE sessions SET ended_at = $2 WHERE user_id = $1 AND ended_at IS NULL")
-            .bind(user_id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        end_sessions_in(&mut tx, SessionOwner::User, user_id, now).await?;
         tx.commit().await?;
-        Ok(done.rows_affected() == 1)
+        Ok(true)
     }
 
     pub async fn unlock_staff(&self, practice_id: &str, user_id: &str) -> DbResult<bool> {

@@ -208,3 +208,35 @@ pub fn pdf_response(bytes: Vec<u8>, filename: &'static str, attachment: bool) ->
     }
     res
 }
+
+/// A small multipart form: its text fields (each cut to 100 characters) and its one
+/// file field. Any unreadable part is an error.
+pub async fn read_small_form(
+    mut multipart: axum::extract::Multipart,
+    file_field: &str,
+) -> Result<
+    (
+        std::collections::HashMap<String, String>,
+        Option<bytes::Bytes>,
+    ),
+    (),
+> {
+    let mut texts = std::collections::HashMap::new();
+    let mut file = None;
+    while let Some(field) = multipart.next_field().await.map_err(|_| ())? {
+        let name = field.name().unwrap_or("").to_string();
+        if name == file_field {
+            file = Some(field.bytes().await.map_err(|_| ())?);
+        } else if !name.is_empty() && texts.len() < 16 {
+            let text: String = field
+                .text()
+                .await
+                .map_err(|_| ())?
+                .chars()
+                .take(100)
+                .collect();
+            texts.insert(name, text);
+        }
+    }
+    Ok((texts, file))
+}

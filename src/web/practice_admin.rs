@@ -495,27 +495,14 @@ pub const LOGO_MAX_BYTES: usize = 256 * 1024;
 pub async fn post_logo(
     State(svc): Svc,
     AdminSession(admin): AdminSession,
-    mut multipart: axum::extract::Multipart,
+    multipart: axum::extract::Multipart,
 ) -> Result<Response, WebError> {
     let bad = || WebError::bad_request("bad_logo", "Please choose a JPEG image of at most 256 KB.");
-    let mut csrf = String::new();
-    let mut logo: Option<Vec<u8>> = None;
-    while let Some(field) = multipart.next_field().await.map_err(|_| bad())? {
-        match field.name() {
-            Some("csrf") => {
-                csrf = field
-                    .text()
-                    .await
-                    .map_err(|_| bad())?
-                    .chars()
-                    .take(100)
-                    .collect()
-            }
-            Some("logo") => logo = Some(field.bytes().await.map_err(|_| bad())?.to_vec()),
-            _ => {}
-        }
-    }
-    check_csrf(&admin, &csrf)?;
+    let (texts, logo) = super::read_small_form(multipart, "logo")
+        .await
+        .map_err(|_| bad())?;
+    let csrf = texts.get("csrf").map(String::as_str).unwrap_or("");
+    check_csrf(&admin, csrf)?;
     let logo = logo.filter(|l| !l.is_empty());
     if let Some(bytes) = &logo {
         let ok = bytes.len() <= LOGO_MAX_BYTES

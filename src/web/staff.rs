@@ -844,37 +844,16 @@ pub async fn post_findings(
     State(svc): Svc,
     StaffSession(staff): StaffSession,
     Path(id): Path<String>,
-    mut multipart: Multipart,
+    multipart: Multipart,
 ) -> Result<Response, WebError> {
     use crate::studies::findings::{self, Release};
     let bad = || WebError::bad_request("bad_findings", "Please choose a PDF file.");
-    let (mut csrf, mut release, mut pdf) = (String::new(), String::new(), None);
-    while let Some(field) = multipart.next_field().await.map_err(|_| bad())? {
-        match field.name() {
-            Some("csrf") => {
-                csrf = field
-                    .text()
-                    .await
-                    .map_err(|_| bad())?
-                    .chars()
-                    .take(100)
-                    .collect()
-            }
-            Some("release") => {
-                release = field
-                    .text()
-                    .await
-                    .map_err(|_| bad())?
-                    .chars()
-                    .take(20)
-                    .collect()
-            }
-            Some("file") => pdf = Some(field.bytes().await.map_err(|_| bad())?),
-            _ => {}
-        }
-    }
-    check_csrf(&staff, &csrf)?;
-    let release = match release.as_str() {
+    let (texts, pdf) = super::read_small_form(multipart, "file")
+        .await
+        .map_err(|_| bad())?;
+    let field = |name: &str| texts.get(name).map(String::as_str).unwrap_or("");
+    check_csrf(&staff, field("csrf"))?;
+    let release = match field("release") {
         "now" => Release::Now,
         "" | "default" => Release::PracticeDefault,
         date => {
