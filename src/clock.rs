@@ -74,3 +74,20 @@ pub fn format_date_de(unix: i64) -> String {
         _ => iso,
     }
 }
+
+/// The system clock plus an offset read from a file on every reading. Only `demo`
+/// uses it (env `LICHTKASTEN_CLOCK_OFFSET_FILE`), so browser tests can let a session
+/// idle out without waiting 15 minutes. A missing or unreadable file means no offset.
+pub struct OffsetFileClock {
+    pub path: std::path::PathBuf,
+}
+
+impl Clock for OffsetFileClock {
+    fn now(&self) -> i64 {
+        let offset = std::fs::read_to_string(&self.path)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        SystemClock.now().saturating_add(offset)
+    }
+}

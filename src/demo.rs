@@ -56,6 +56,16 @@ pub async fn set_up(running: &Running) -> anyhow::Result<String> {
         &study.id,
         Audience::Patient,
         None,
+        None,
+        &Actor::Operator,
+    )
+    .await?;
+    crate::studies::findings::attach(
+        svc,
+        &practice.practice_id,
+        &study.id,
+        Bytes::from(demo_findings(&spec)),
+        crate::studies::findings::Release::Now,
         &Actor::Operator,
     )
     .await?;
@@ -72,4 +82,27 @@ pub async fn set_up(running: &Running) -> anyhow::Result<String> {
         "study_id": study.id,
     })
     .to_string())
+}
+
+/// A one-page findings report in the demo's own words, for the viewer to show.
+fn demo_findings(spec: &StudySpec) -> Vec<u8> {
+    use crate::letters::pdf::{Font, Page, render};
+    let mut page = Page::default();
+    page.text(20.0, 25.0, 16.0, Font::Bold, "Befund (Demo)");
+    page.text(
+        20.0,
+        33.0,
+        10.0,
+        Font::Regular,
+        &spec.patient_name.replace('^', ", "),
+    );
+    let mut y = 45.0;
+    for para in [
+        "Fragestellung: Kontrolle nach Sturz. Keine frische Verletzung?",
+        "Befund: Regelrechte Darstellung der abgebildeten Strukturen. Kein Nachweis einer Fraktur. Keine Raumforderung.",
+        "Beurteilung: Unauffälliger Befund. Dieser Bericht ist ein Beispiel und gehört zu keiner echten Person.",
+    ] {
+        y = page.paragraph(20.0, y, 170.0, 11.0, Font::Regular, para) + 3.0;
+    }
+    render(&[page], "Befund")
 }

@@ -15,6 +15,7 @@ pub mod db;
 pub mod demo;
 pub mod dicom;
 pub mod domain;
+pub mod downloads;
 pub mod keys;
 pub mod letters;
 pub mod metrics;

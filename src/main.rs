@@ -99,8 +99,19 @@ enum KeysCommand {
 }
 
 fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+    let mut filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The PDF libraries log the text they read (findings are patient data): never.
+    for quiet in [
+        "pdf_extract=off",
+        "lopdf=off",
+        "hayro=off",
+        "hayro_interpret=off",
+    ] {
+        if let Ok(d) = quiet.parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     // Logs go to stderr: stdout carries only machine-readable output.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -151,6 +162,11 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 }
             };
             config.listen = listen;
+            // Browser tests move the demo's clock; a real server never reads this.
+            let clock: Arc<dyn Clock> = match std::env::var_os("LICHTKASTEN_CLOCK_OFFSET_FILE") {
+                Some(path) => Arc::new(lichtkasten::clock::OffsetFileClock { path: path.into() }),
+                None => clock,
+            };
             let running = lichtkasten::app::start(config, clock).await?;
             let line = lichtkasten::demo::set_up(&running).await?;
             println!("{line}");

@@ -13,8 +13,9 @@ use crate::domain::{Audience, new_id, new_token, token_hash};
 
 /// Wrong passwords before each further try has to wait (growing delay).
 pub const DELAY_AFTER_FAILURES: i64 = 5;
-/// Failures within [`FAILURE_WINDOW_SECS`] that lock the grant until the practice reissues it.
-pub const LOCK_AFTER_FAILURES: i64 = 10;
+/// Failures within [`FAILURE_WINDOW_SECS`] that lock the grant until the practice
+/// reissues it: ten wrong passwords a day are tolerated, the eleventh locks.
+pub const LOCK_AFTER_FAILURES: i64 = 11;
 pub const FAILURE_WINDOW_SECS: i64 = 24 * 3600;
 /// Longest grant a practice can issue.
 pub const MAX_GRANT_DAYS: i64 = 5 * 365;
@@ -79,6 +80,7 @@ pub async fn issue_grant(
     study_id: &str,
     audience: Audience,
     expires_at: Option<i64>,
+    allow_download: Option<bool>,
     actor: &Actor,
 ) -> Result<IssuedGrant, AccessError> {
     issue(
@@ -86,11 +88,21 @@ pub async fn issue_grant(
         practice_id,
         study_id,
         audience,
-        expires_at,
-        None,
+        GrantTerms {
+            expires_at,
+            allow_download,
+            parent_grant_id: None,
+        },
         actor,
     )
     .await
+}
+
+/// What the issuer chose; `None` takes the practice's default.
+struct GrantTerms<'a> {
+    expires_at: Option<i64>,
+    allow_download: Option<bool>,
+    parent_grant_id: Option<&'a str>,
 }
 
 async fn issue(
@@ -98,8 +110,7 @@ async fn issue(
     practice_id: &str,
     study_id: &str,
     audience: Audience,
-    expires_at: Option<i64>,
-    parent_grant_id: Option<&str>,
+    terms: GrantTerms<'_>,
     actor: &Actor,
 ) -> Result<IssuedGrant, AccessError> {
     let practice = svc
@@ -114,7 +125,17 @@ async fn issue(
         .ok_or(AccessError::NotFound)?;
     let (_, dek) = crate::studies::open_record(svc, record).await?;
     let now = svc.clock.now();
-    let expires_at = expires_at.unwrap_or(now + practice.default_access_days * 86_400);
+    let expires_at = terms
+        .expires_at
+        .unwrap_or(now + practice.default_access_days * 86_400);
+    let allow_download = match terms.allow_download {
+        Some(allowed) => allowed,
+        None => svc
+            .db
+            .practice_settings(practice_id)
+            .await?
+            .is_some_and(|s| s.downloads_default),
+    };
     if expires_at <= now || expires_at > now + MAX_GRANT_DAYS * 86_400 {
         return Err(AccessError::Invalid(
             "expires_at must lie in the future, at most five years ahead",
@@ -144,7 +165,8 @@ async fn issue(
                 link_hash: &token_hash("grant-link", &link_token),
                 password_hash: &password_hash,
                 expires_at,
-                parent_grant_id,
+                parent_grant_id: terms.parent_grant_id,
+                allow_download,
             },
             now,
         )
@@ -253,6 +275,19 @@ async fn redeem(
     Ok(grant)
 }
 
+/// Who a live patient or referrer session acts as, for the audit log.
+pub fn actor_of_scope(scope: &sessions::PatientScope) -> Actor {
+    if scope.audience == "referrer" {
+        Actor::Referrer {
+            grant_id: scope.grant_id.clone(),
+        }
+    } else {
+        Actor::Patient {
+            grant_id: scope.grant_id.clone(),
+        }
+    }
+}
+
 pub fn actor_of(g: &GrantRow) -> Actor {
     if g.audience == "referrer" {
         Actor::Referrer {
@@ -298,6 +333,48 @@ pub async fn redeem_link(
     };
     let grant = redeem(svc, grant, password).await?;
     Ok(sessions::open_patient_session(svc, &grant).await?)
+}
+
+/// Sets a new end date for a live grant (later or earlier; it must lie ahead). An
+/// expired grant can be brought back this way; a revoked one cannot.
+pub async fn extend_grant(
+    svc: &Services,
+    practice_id: &str,
+    grant_id: &str,
+    expires_at: i64,
+    actor: &Actor,
+) -> Result<(), AccessError> {
+    let now = svc.clock.now();
+    if expires_at <= now || expires_at > now + MAX_GRANT_DAYS * 86_400 {
+        return Err(AccessError::Invalid(
+            "the new end must lie in the future, at most five years ahead",
+        ));
+    }
+    let grant = svc
+        .db
+        .grant(practice_id, grant_id)
+        .await?
+        .ok_or(AccessError::NotFound)?;
+    if !svc
+        .db
+        .set_grant_expiry(practice_id, grant_id, expires_at)
+        .await?
+    {
+        return Err(AccessError::NotFound);
+    }
+    audit::record(
+        svc,
+        practice_id,
+        actor,
+        "grant.extend",
+        Some(&grant.study_id),
+        &format!(
+            "grant={grant_id} until={}",
+            crate::clock::format_date(expires_at)
+        ),
+    )
+    .await?;
+    Ok(())
 }
 
 pub async fn revoke_grant(
@@ -468,6 +545,118 @@ pub async fn grant_letter(
     Ok(pdf)
 }
 
+/// One page for all of a patient's studies that have a live patient grant (the
+/// newest grant of each, the newest studies first, as many as fit on the page).
+pub async fn patient_letter(
+    svc: &Services,
+    practice_id: &str,
+    any_study_id: &str,
+    actor: &Actor,
+) -> Result<Vec<u8>, AccessError> {
+    let now = svc.clock.now();
+    // Another practice's study answers like a missing one.
+    svc.db
+        .study_record(practice_id, any_study_id)
+        .await?
+        .ok_or(AccessError::NotFound)?;
+    let practice = svc
+        .db
+        .practice(practice_id)
+        .await?
+        .ok_or(AccessError::NotFound)?;
+    let mut blocks = Vec::new();
+    let mut patient = None;
+    for study_id in svc
+        .db
+        .studies_of_same_patient(practice_id, any_study_id)
+        .await?
+    {
+        if blocks.len() == crate::letters::STUDIES_PER_LETTER {
+            break;
+        }
+        let newest_live = svc
+            .db
+            .grants_of_study(practice_id, &study_id)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|g| {
+                g.audience == "patient"
+                    && g.parent_grant_id.is_none()
+                    && g.revoked_at.is_none()
+                    && g.expires_at > now
+            });
+        let Some(grant) = newest_live else { continue };
+        let record = svc
+            .db
+            .study_record(practice_id, &study_id)
+            .await?
+            .ok_or(AccessError::NotFound)?;
+        let (study, dek) = crate::studies::open_record(svc, record).await?;
+        let data = open_letter(svc, &dek, &grant).await?;
+        patient.get_or_insert((study.patient_name.clone(), study.patient_birth_date.clone()));
+        blocks.push((study, data, grant));
+    }
+    let Some((name, birth)) = patient else {
+        return Err(AccessError::Invalid(
+            "this patient has no live access to print; issue one first",
+        ));
+    };
+    let texts: Vec<(String, String, String)> = blocks
+        .iter()
+        .map(|(study, _, grant)| {
+            (
+                crate::dicom::display_date_de(&study.study_date),
+                study.description.clone(),
+                crate::clock::format_date_de(grant.expires_at),
+            )
+        })
+        .collect();
+    let studies: Vec<crate::letters::StudyAccess<'_>> = blocks
+        .iter()
+        .zip(&texts)
+        .map(
+            |((_, data, _), (date, description, expires))| crate::letters::StudyAccess {
+                study_date: date,
+                study_description: description,
+                link: &data.link,
+                access_code: &data.access_code,
+                password: &data.password,
+                expires,
+            },
+        )
+        .collect();
+    let start_url = format!("{}/access", svc.public_url);
+    let pdf = crate::letters::patient_letter(&crate::letters::PatientLetter {
+        practice: crate::letters::PracticeHeader {
+            name: &practice.name,
+            address: &practice.address,
+            logo: svc
+                .db
+                .practice_logo(practice_id)
+                .await?
+                .as_deref()
+                .and_then(crate::letters::pdf::Jpeg::parse),
+        },
+        patient_name: &crate::dicom::display_person_name(&name),
+        birth_date: &crate::dicom::display_date_de(&birth),
+        studies: &studies,
+        start_url: &start_url,
+    });
+    for (study, _, grant) in &blocks {
+        audit::record(
+            svc,
+            practice_id,
+            actor,
+            "grant.letter",
+            Some(&study.id),
+            &format!("grant={}", grant.id),
+        )
+        .await?;
+    }
+    Ok(pdf)
+}
+
 /// A patient forwards their study to a doctor: a referrer grant of its own, ending no
 /// later than the patient's own access. Only if the practice allows it.
 pub async fn forward_grant(
@@ -501,8 +690,11 @@ pub async fn forward_grant(
         &scope.practice_id,
         &scope.study_id,
         Audience::Referrer,
-        Some(expires_at),
-        Some(&scope.grant_id),
+        GrantTerms {
+            expires_at: Some(expires_at),
+            allow_download: Some(scope.allow_download),
+            parent_grant_id: Some(&scope.grant_id),
+        },
         &actor,
     )
     .await?;

@@ -24,6 +24,8 @@ pub struct PatientScope {
     pub grant_id: String,
     pub audience: String,
     pub grant_expires_at: i64,
+    /// The practice let this grant download images and the study ZIP.
+    pub allow_download: bool,
     pub session_hash: String,
     /// When the idle or absolute limit ends the session, whichever comes first.
     pub ends_at: i64,
@@ -96,6 +98,7 @@ pub async fn check_patient_session(
         grant_id: grant.id,
         audience: grant.audience,
         grant_expires_at: grant.expires_at,
+        allow_download: grant.allow_download,
         session_hash: hash,
         ends_at: (last_input + IDLE_SECS).min(s.created_at + ABSOLUTE_SECS),
     }))

@@ -18,6 +18,8 @@ pub struct GrantRow {
     pub locked_at: Option<i64>,
     /// Set for a referrer grant a patient made by forwarding their own.
     pub parent_grant_id: Option<String>,
+    /// May download images and the study ZIP.
+    pub allow_download: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -31,6 +33,7 @@ pub struct NewGrant<'a> {
     pub password_hash: &'a str,
     pub expires_at: i64,
     pub parent_grant_id: Option<&'a str>,
+    pub allow_download: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -52,7 +55,7 @@ pub struct SessionRow {
 
 const GRANT_SELECT: &str =
     "SELECT id, practice_id, study_id, audience, password_hash, expires_at, revoked_at,
-        failed_count, failed_window_start, last_failed_at, locked_at, parent_grant_id FROM grants";
+        failed_count, failed_window_start, last_failed_at, locked_at, parent_grant_id, allow_download FROM grants";
 
 fn grant_from(r: &AnyRow) -> DbResult<GrantRow> {
     Ok(GrantRow {
@@ -68,6 +71,7 @@ fn grant_from(r: &AnyRow) -> DbResult<GrantRow> {
         last_failed_at: get_i64(r, "last_failed_at")?,
         locked_at: get_opt_i64(r, "locked_at")?,
         parent_grant_id: sqlx::Row::try_get(r, "parent_grant_id")?,
+        allow_download: get_i64(r, "allow_download")? != 0,
     })
 }
 
@@ -75,8 +79,8 @@ impl Db {
     pub async fn insert_grant(&self, g: &NewGrant<'_>, now: i64) -> DbResult<()> {
         sqlx::query(
             "INSERT INTO grants (id, practice_id, study_id, audience, code_hash, link_hash, password_hash,
-                 expires_at, created_at, parent_grant_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 expires_at, created_at, parent_grant_id, allow_download)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(g.id)
         .bind(g.practice_id)
@@ -88,6 +92,7 @@ impl Db {
         .bind(g.expires_at)
         .bind(now)
         .bind(g.parent_grant_id)
+        .bind(i64::from(g.allow_download))
         .execute(self.pool())
         .await?;
         Ok(())
@@ -171,6 +176,24 @@ impl Db {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// Moves a live grant's end date. Forwards made from it keep their own.
+    pub async fn set_grant_expiry(
+        &self,
+        practice_id: &str,
+        grant_id: &str,
+        expires_at: i64,
+    ) -> DbResult<bool> {
+        let done = sqlx::query(
+            "UPDATE grants SET expires_at = $3 WHERE practice_id = $1 AND id = $2 AND revoked_at IS NULL",
+        )
+        .bind(practice_id)
+        .bind(grant_id)
+        .bind(expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Revokes a grant and ends its live sessions at once.

@@ -91,6 +91,11 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "referrer_findings",
         sql: include_str!("../../migrations/sqlite/0009_referrer_findings.sql"),
     },
+    Migration {
+        version: 10,
+        name: "downloads",
+        sql: include_str!("../../migrations/sqlite/0010_downloads.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -138,6 +143,11 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 9,
         name: "referrer_findings",
         sql: include_str!("../../migrations/postgres/0009_referrer_findings.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "downloads",
+        sql: include_str!("../../migrations/postgres/0010_downloads.sql"),
     },
 ];
 

@@ -401,6 +401,8 @@ pub struct PracticeSettings {
     pub max_upload_mb: i64,
     pub allow_forwarding: bool,
     pub referrer_findings_early: bool,
+    /// New grants may download images and the study ZIP unless the practice says no.
+    pub downloads_default: bool,
 }
 
 impl Db {
@@ -473,7 +475,7 @@ impl Db {
     pub async fn practice_settings(&self, practice_id: &str) -> DbResult<Option<PracticeSettings>> {
         let row = sqlx::query(
             "SELECT name, address, default_access_days, findings_delay_hours, max_upload_mb, allow_forwarding,
-                 referrer_findings_early
+                 referrer_findings_early, downloads_default
              FROM practices WHERE id = $1",
         )
         .bind(practice_id)
@@ -488,6 +490,7 @@ impl Db {
                 max_upload_mb: get_i64(&r, "max_upload_mb")?,
                 allow_forwarding: get_i64(&r, "allow_forwarding")? != 0,
                 referrer_findings_early: get_i64(&r, "referrer_findings_early")? != 0,
+                downloads_default: get_i64(&r, "downloads_default")? != 0,
             })
         })
         .transpose()
@@ -500,7 +503,8 @@ impl Db {
     ) -> DbResult<()> {
         sqlx::query(
             "UPDATE practices SET name = $2, address = $3, default_access_days = $4, findings_delay_hours = $5,
-                 max_upload_mb = $6, allow_forwarding = $7, referrer_findings_early = $8 WHERE id = $1",
+                 max_upload_mb = $6, allow_forwarding = $7, referrer_findings_early = $8,
+                 downloads_default = $9 WHERE id = $1",
         )
         .bind(practice_id)
         .bind(s.name.as_str())
@@ -510,6 +514,7 @@ impl Db {
         .bind(s.max_upload_mb)
         .bind(i64::from(s.allow_forwarding))
         .bind(i64::from(s.referrer_findings_early))
+        .bind(i64::from(s.downloads_default))
         .execute(self.pool())
         .await?;
         Ok(())

@@ -594,6 +594,25 @@ impl Db {
 
 impl Db {
     /// The matching key of a study's patient.
+    /// The practice's studies of the patient `study_id` belongs to, newest first.
+    pub async fn studies_of_same_patient(
+        &self,
+        practice_id: &str,
+        study_id: &str,
+    ) -> DbResult<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT s.id FROM studies s
+             WHERE s.practice_id = $1
+               AND s.patient_id = (SELECT patient_id FROM studies WHERE id = $2 AND practice_id = $1)
+             ORDER BY s.created_at DESC",
+        )
+        .bind(practice_id)
+        .bind(study_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(|r| get_str(r, "id")).collect()
+    }
+
     pub async fn study_patient_key(&self, study_id: &str) -> DbResult<Option<String>> {
         let row = sqlx::query(
             "SELECT p.patient_key FROM studies s JOIN patients p ON p.id = s.patient_id WHERE s.id = $1",

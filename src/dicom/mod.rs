@@ -5,6 +5,10 @@ pub mod parse;
 pub mod render;
 pub mod synth;
 
+/// Names Lichtkasten as the writer of DICOM files it makes (DICOMDIR): a fixed UID
+/// under the UUID-derived root 2.25.
+pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.205485939062914366417398204467316541873";
+
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum DicomError {
     #[error("not a DICOM file")]

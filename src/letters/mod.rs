@@ -136,6 +136,99 @@ pub fn access_letter(l: &AccessLetter<'_>) -> Vec<u8> {
     pdf::render(&[p], "Zugangsbrief / Access letter")
 }
 
+/// One study on a patient's combined letter.
+pub struct StudyAccess<'a> {
+    pub study_date: &'a str,
+    pub study_description: &'a str,
+    pub link: &'a str,
+    pub access_code: &'a str,
+    pub password: &'a str,
+    pub expires: &'a str,
+}
+
+pub struct PatientLetter<'a> {
+    pub practice: PracticeHeader<'a>,
+    pub patient_name: &'a str,
+    pub birth_date: &'a str,
+    pub studies: &'a [StudyAccess<'a>],
+    pub start_url: &'a str,
+}
+
+/// Studies that fit on one page of [`patient_letter`].
+pub const STUDIES_PER_LETTER: usize = 4;
+
+/// One page for several studies of one patient: a block per study with its own QR
+/// code, code, password and end date; the steps and the privacy note once.
+pub fn patient_letter(l: &PatientLetter<'_>) -> Vec<u8> {
+    let mut p = Page::default();
+    let mut y = header(&mut p, &l.practice);
+    p.text(
+        LEFT,
+        y,
+        15.0,
+        Font::Bold,
+        "Ihre Untersuchungen online ansehen",
+    );
+    y += 5.5;
+    p.text(LEFT, y, 9.5, Font::Regular, "View your studies online");
+    y += 7.0;
+    p.text(LEFT, y, 10.5, Font::Bold, "Patient/in:");
+    p.text(LEFT + 32.0, y, 10.5, Font::Regular, l.patient_name);
+    y += 5.0;
+    p.text(LEFT, y, 10.5, Font::Bold, "Geburtsdatum:");
+    p.text(LEFT + 32.0, y, 10.5, Font::Regular, l.birth_date);
+    y += 6.0;
+    for s in l.studies.iter().take(STUDIES_PER_LETTER) {
+        p.line(LEFT, y, LEFT + WIDTH, y);
+        let top = y + 5.0;
+        p.qr(LEFT + WIDTH - 36.0, top - 3.0, 36.0, s.link);
+        p.text(
+            LEFT,
+            top + 1.0,
+            11.0,
+            Font::Bold,
+            &format!("{} – {}", s.study_date, s.study_description),
+        );
+        p.text(
+            LEFT,
+            top + 8.0,
+            9.0,
+            Font::Regular,
+            "Zugangscode / Access code",
+        );
+        p.text(LEFT + 48.0, top + 8.0, 13.0, Font::Mono, s.access_code);
+        p.text(LEFT, top + 15.0, 9.0, Font::Regular, "Passwort / Password");
+        p.text(LEFT + 48.0, top + 15.0, 13.0, Font::Mono, s.password);
+        p.text(LEFT, top + 22.0, 9.0, Font::Regular, "Zugang bis / Until");
+        p.text(LEFT + 48.0, top + 22.0, 10.0, Font::Regular, s.expires);
+        p.text(LEFT, top + 28.0, 7.5, Font::Mono, s.link);
+        y = top + 36.0;
+    }
+    p.line(LEFT, y, LEFT + WIDTH, y);
+    y += 6.0;
+    for s in [
+        format!(
+            "1. QR-Code der Untersuchung mit dem Handy scannen oder {} öffnen. / Scan the study's QR code or open {}.",
+            l.start_url, l.start_url
+        ),
+        "2. Passwort eingeben (auf der Internetseite auch den Zugangscode). / Enter the password (and, on the web page, the access code).".to_string(),
+        "3. Die Bilder erscheinen; Fenster schließen beendet den Zugang. / The images appear; closing the window ends access.".to_string(),
+    ] {
+        y = p.paragraph(LEFT, y, WIDTH, 9.0, Font::Regular, &s) + 0.5;
+    }
+    p.paragraph(
+        LEFT,
+        y + 2.0,
+        WIDTH,
+        8.5,
+        Font::Regular,
+        "Datenschutz: Bewahren Sie diesen Brief sicher auf. Wer Zugangscode und Passwort kennt, kann die Bilder sehen. \
+         Die Praxis kann den Zugang jederzeit widerrufen. / Privacy: keep this letter safe; anyone with code and \
+         password can see the images; the practice can revoke access at any time.",
+    );
+    pdf::render(&[p], "Zugangsbrief / Access letter")
+}
+
 pub struct StaffLetter<'a> {
     pub practice: PracticeHeader<'a>,
     pub display_name: &'a str,

@@ -122,6 +122,28 @@ pub async fn original(
     released_only: bool,
     actor: &Actor,
 ) -> Result<Vec<u8>, StudyError> {
+    let bytes = read(svc, practice_id, study_id, finding_id, released_only).await?;
+    audit::record(
+        svc,
+        practice_id,
+        actor,
+        "findings.open",
+        Some(study_id),
+        &format!("findings={finding_id}"),
+    )
+    .await?;
+    Ok(bytes)
+}
+
+/// The decrypted, checked PDF, not audited: for showing it inside a page that is
+/// audited itself.
+pub async fn read(
+    svc: &Services,
+    practice_id: &str,
+    study_id: &str,
+    finding_id: &str,
+    released_only: bool,
+) -> Result<Vec<u8>, StudyError> {
     let now = svc.clock.now();
     let f = list(svc, practice_id, study_id)
         .await?
@@ -146,15 +168,6 @@ pub async fn original(
     if hex::encode(Sha256::digest(&bytes)) != svc.db.blob_sha256(&f.blob_id).await? {
         return Err(StudyError::Integrity);
     }
-    audit::record(
-        svc,
-        practice_id,
-        actor,
-        "findings.open",
-        Some(study_id),
-        &format!("findings={finding_id}"),
-    )
-    .await?;
     Ok(bytes)
 }
 

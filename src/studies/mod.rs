@@ -2,6 +2,7 @@
 //! through here; each function takes the caller's practice scope and audits.
 
 pub mod findings;
+pub mod findings_view;
 pub mod ingest;
 pub mod upload;
 pub mod view;

@@ -232,6 +232,8 @@ pub struct GrantRequest {
     /// Unix seconds.
     expires_at: Option<i64>,
     expires_in_days: Option<i64>,
+    /// Images and the study ZIP may be downloaded; default: the practice's setting.
+    allow_download: Option<bool>,
 }
 
 fn grant_json(g: IssuedGrant) -> serde_json::Value {
@@ -283,6 +285,7 @@ pub async fn post_grant(
         checked_id(&id)?,
         req.audience.unwrap_or(Audience::Patient),
         expires_at,
+        req.allow_download,
         &Actor::ApiClient(caller.client_id),
     )
     .await?;
@@ -331,6 +334,23 @@ pub async fn get_grant_letter(
     Ok(super::pdf_response(pdf, "zugangsbrief.pdf", false))
 }
 
+/// Who: the practice's API clients. One page for all studies of this study's patient
+/// that have a live patient grant.
+pub async fn get_patient_letter(
+    State(svc): Svc,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let pdf = access::patient_letter(
+        &svc,
+        &caller.practice_id,
+        checked_id(&id)?,
+        &Actor::ApiClient(caller.client_id),
+    )
+    .await?;
+    Ok(super::pdf_response(pdf, "zugangsbrief.pdf", false))
+}
+
 /// Who: the practice's API clients. A new password; the old one and live sessions end.
 pub async fn post_reissue(
     State(svc): Svc,
@@ -345,6 +365,54 @@ pub async fn post_reissue(
     )
     .await?;
     Ok(Json(grant_json(issued)).into_response())
+}
+
+#[derive(serde::Deserialize)]
+pub struct ExtendRequest {
+    /// Unix seconds.
+    expires_at: Option<i64>,
+    expires_in_days: Option<i64>,
+}
+
+/// Who: the practice's API clients. Moves a live grant's end date.
+pub async fn post_extend(
+    State(svc): Svc,
+    caller: ApiCaller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, WebError> {
+    // Another practice's grant answers like a missing one, whatever the body.
+    let id = checked_id(&id)?;
+    if svc.db.grant(&caller.practice_id, id).await?.is_none() {
+        return Err(WebError::not_found());
+    }
+    let req: ExtendRequest = serde_json::from_slice(&body).map_err(|_| {
+        WebError::bad_request(
+            "invalid_json",
+            "Send {\"expires_in_days\": N} or {\"expires_at\": unix seconds}.",
+        )
+    })?;
+    let expires_at = match (req.expires_at, req.expires_in_days) {
+        (Some(t), None) => t,
+        (None, Some(d)) if (1..=access::MAX_GRANT_DAYS).contains(&d) => {
+            svc.clock.now() + d * 86_400
+        }
+        _ => {
+            return Err(WebError::bad_request(
+                "invalid_request",
+                "Give either expires_at or expires_in_days (1 to 1825).",
+            ));
+        }
+    };
+    access::extend_grant(
+        &svc,
+        &caller.practice_id,
+        id,
+        expires_at,
+        &Actor::ApiClient(caller.client_id),
+    )
+    .await?;
+    Ok(Json(serde_json::json!({ "id": id, "expires_at": expires_at })).into_response())
 }
 
 #[derive(serde::Deserialize, Default)]

@@ -97,6 +97,19 @@ impl From<crate::studies::StudyError> for WebError {
     }
 }
 
+impl From<crate::downloads::DownloadError> for WebError {
+    fn from(e: crate::downloads::DownloadError) -> Self {
+        match e {
+            crate::downloads::DownloadError::NotAllowed => WebError::new(
+                StatusCode::FORBIDDEN,
+                "downloads_not_allowed",
+                "The practice has not allowed downloads for this access.",
+            ),
+            crate::downloads::DownloadError::Study(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::access::AccessError> for WebError {
     fn from(e: crate::access::AccessError) -> Self {
         use crate::access::AccessError as A;

@@ -124,8 +124,10 @@ impl FromRequestParts<Arc<Services>> for PatientSession {
         svc: &Arc<Services>,
     ) -> Result<Self, Self::Rejection> {
         let is_api = parts.uri.path().starts_with("/view/api/");
-        // Heartbeats keep the session alive but do not count as the person using it.
-        let user_input = !parts.uri.path().ends_with("/heartbeat");
+        // Heartbeats keep the session alive but count as the person using it only when
+        // the page saw input since the last beat (`X-Active: 1`).
+        let user_input = !parts.uri.path().ends_with("/heartbeat")
+            || parts.headers.get("x-active").is_some_and(|v| v == "1");
         let token = cookie_value(parts, session_cookie_name(svc)).map(str::to_string);
         let scope = match token {
             Some(t) => check_patient_session(svc, &t, user_input)

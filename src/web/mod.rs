@@ -9,6 +9,7 @@ pub mod extract;
 pub mod middleware;
 pub mod pages;
 pub mod patient;
+pub mod patient_files;
 pub mod practice_admin;
 pub mod staff;
 
@@ -49,7 +50,12 @@ pub fn router(svc: Arc<Services>) -> Router {
         )
         .route("/api/v1/grants/{id}", delete(api::delete_grant))
         .route("/api/v1/grants/{id}/letter.pdf", get(api::get_grant_letter))
-        .route("/api/v1/grants/{id}/reissue", post(api::post_reissue));
+        .route("/api/v1/grants/{id}/reissue", post(api::post_reissue))
+        .route("/api/v1/grants/{id}/extend", post(api::post_extend))
+        .route(
+            "/api/v1/studies/{id}/patient-letter.pdf",
+            get(api::get_patient_letter),
+        );
     let patient = Router::new()
         // anyone: sign-in pages (the grant's secrets decide)
         .route(
@@ -83,6 +89,19 @@ pub fn router(svc: Arc<Services>) -> Router {
             post(patient::post_forward_revoke),
         )
         .route("/view/api/findings/{id}", get(patient::get_findings_pdf))
+        .route(
+            "/view/api/findings/{id}/pages/{page}",
+            get(patient_files::get_findings_page),
+        )
+        // ... and its grant allows downloads
+        .route(
+            "/view/api/instances/{id}/frames/{frame}/download",
+            get(patient_files::get_image_download),
+        )
+        .route(
+            "/view/download/study.zip",
+            get(patient_files::get_study_zip),
+        )
         .route("/view/logout", post(patient::post_logout))
         .layer(DefaultBodyLimit::max(FORM_LIMIT));
     let practice = Router::new()
@@ -111,6 +130,11 @@ pub fn router(svc: Arc<Services>) -> Router {
         )
         .route("/practice/grants/{id}/revoke", post(staff::post_revoke))
         .route("/practice/grants/{id}/reissue", post(staff::post_reissue))
+        .route("/practice/grants/{id}/extend", post(staff::post_extend))
+        .route(
+            "/practice/studies/{id}/patient-letter.pdf",
+            get(staff::get_patient_letter),
+        )
         .route(
             "/practice/grants/{id}/letter.pdf",
             get(staff::get_grant_letter),

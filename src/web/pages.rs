@@ -25,6 +25,18 @@ pub struct Texts {
     pub image: &'static str,
     pub images: &'static str,
     pub not_diagnostic: &'static str,
+    pub idle_warning: &'static str,
+    pub seconds: &'static str,
+    pub idle_stay: &'static str,
+    pub download_study: &'static str,
+    pub download_image: &'static str,
+    pub findings_text: &'static str,
+    pub findings_page: &'static str,
+    pub download_pdf: &'static str,
+    pub downloads_default: &'static str,
+    pub allow_download: &'static str,
+    pub extend: &'static str,
+    pub letter_all: &'static str,
     pub error_title: &'static str,
     pub error_quote: &'static str,
     pub back_to_start: &'static str,
@@ -163,6 +175,18 @@ const DE: Texts = Texts {
     image: "Bild",
     images: "Bilder",
     not_diagnostic: "Darstellung nicht für die Befundung geeignet.",
+    idle_warning: "Weil Sie nichts mehr tun, endet Ihre Sitzung in",
+    seconds: "Sekunden.",
+    idle_stay: "Weiter ansehen",
+    download_study: "Ganze Untersuchung herunterladen (ZIP, wie eine CD)",
+    download_image: "Bild als JPEG",
+    findings_text: "Befund als Text",
+    findings_page: "Befund, Seite",
+    download_pdf: "Original-PDF herunterladen",
+    downloads_default: "Neue Zugänge dürfen Bilder und die ganze Untersuchung herunterladen",
+    allow_download: "Herunterladen erlaubt",
+    extend: "Verlängern bis",
+    letter_all: "Ein Brief für alle Zugänge dieses Patienten",
     error_title: "Das hat nicht geklappt",
     error_quote: "Bitte nennen Sie bei Rückfragen:",
     back_to_start: "Zur Startseite",
@@ -301,6 +325,18 @@ const EN: Texts = Texts {
     image: "Image",
     images: "images",
     not_diagnostic: "Not for diagnostic use.",
+    idle_warning: "Because nothing happened for a while, your session ends in",
+    seconds: "seconds.",
+    idle_stay: "Keep viewing",
+    download_study: "Download the whole study (ZIP, like a CD)",
+    download_image: "Image as JPEG",
+    findings_text: "Findings as text",
+    findings_page: "Findings, page",
+    download_pdf: "Download the original PDF",
+    downloads_default: "New accesses may download images and the whole study",
+    allow_download: "Downloads allowed",
+    extend: "Extend until",
+    letter_all: "One letter for all of this patient's accesses",
     error_title: "That did not work",
     error_quote: "If you contact us, please quote:",
     back_to_start: "Back to start",
@@ -468,6 +504,8 @@ pub struct AccessPage {
 
 pub struct ImageView {
     pub src: String,
+    /// The frame as a marked JPEG, if the grant allows downloads.
+    pub download: String,
     pub number: i64,
     pub width: i64,
     pub height: i64,
@@ -489,14 +527,23 @@ pub struct ViewerPage {
     pub study_description: String,
     pub access_until: String,
     pub series: Vec<SeriesView>,
-    /// Released findings: (id, date).
-    pub findings: Vec<(String, String)>,
+    pub findings: Vec<FindingView>,
     /// Who opened the study: (when, who), newest first.
     pub accesses: Vec<(String, &'static str)>,
     /// The patient may forward (a patient grant, and the practice allows it).
     pub can_forward: bool,
     /// Forwards made: (id, until, live).
     pub forwards: Vec<(String, String, bool)>,
+    pub can_download: bool,
+}
+
+/// A released finding in the viewer: its pages as images and its text.
+pub struct FindingView {
+    pub id: String,
+    pub date: String,
+    /// Page numbers from 1; empty if the PDF cannot be shown here.
+    pub pages: Vec<usize>,
+    pub text: String,
 }
 
 #[derive(Template)]

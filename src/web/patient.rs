@@ -3,7 +3,7 @@
 
 use super::error::WebError;
 use super::extract::{PatientSession, clear_session_cookie, session_cookie};
-use super::pages::{AccessPage, ImageView, SeriesView, ViewerPage, render, texts};
+use super::pages::{AccessPage, FindingView, ImageView, SeriesView, ViewerPage, render, texts};
 use crate::access::{self, AccessError};
 use crate::app::Services;
 use crate::audit;
@@ -299,12 +299,28 @@ pub async fn get_viewer(
     let now = svc.clock.now();
     let early =
         crate::studies::findings::early_access(&svc, &scope.practice_id, &scope.audience).await?;
-    let findings = crate::studies::findings::list(&svc, &scope.practice_id, &scope.study_id)
+    let mut findings = Vec::new();
+    for f in crate::studies::findings::list(&svc, &scope.practice_id, &scope.study_id)
         .await?
         .into_iter()
         .filter(|f| early || f.release_at <= now)
-        .map(|f| (f.id, super::pages::unix_date(t, f.created_at)))
-        .collect();
+    {
+        let pdf =
+            crate::studies::findings::read(&svc, &scope.practice_id, &scope.study_id, &f.id, false)
+                .await?;
+        let (pages, text) = tokio::task::spawn_blocking(move || {
+            let text = crate::studies::findings_view::text(&pdf);
+            (crate::studies::findings_view::page_count(pdf), text)
+        })
+        .await
+        .map_err(WebError::internal)?;
+        findings.push(FindingView {
+            id: f.id,
+            date: super::pages::unix_date(t, f.created_at),
+            pages: (1..=pages.unwrap_or(0)).collect(),
+            text,
+        });
+    }
     let series = detail
         .series
         .iter()
@@ -317,6 +333,7 @@ pub async fn get_viewer(
                 .iter()
                 .map(|i| ImageView {
                     src: format!("/view/api/instances/{}/frames/1/rendered", i.id),
+                    download: format!("/view/api/instances/{}/frames/1/download", i.id),
                     number: i.instance_number,
                     width: i.columns,
                     height: i.rows,
@@ -337,20 +354,13 @@ pub async fn get_viewer(
             accesses,
             can_forward,
             forwards,
+            can_download: scope.allow_download,
         },
     ))
 }
 
 fn access_actor(scope: &crate::access::sessions::PatientScope) -> audit::Actor {
-    if scope.audience == "referrer" {
-        audit::Actor::Referrer {
-            grant_id: scope.grant_id.clone(),
-        }
-    } else {
-        audit::Actor::Patient {
-            grant_id: scope.grant_id.clone(),
-        }
-    }
+    crate::access::actor_of_scope(scope)
 }
 
 /// Who: a live patient or referrer session. The study as JSON for the viewer.
@@ -420,7 +430,9 @@ pub async fn post_heartbeat(
             "This access is open in another window. Please sign in again here.",
         ));
     }
-    Ok(Json(serde_json::json!({ "session_ends_at": scope.ends_at })).into_response())
+    // Seconds, not a time: the phone's clock may be wrong.
+    let seconds_left = (scope.ends_at - svc.clock.now()).max(0);
+    Ok(Json(serde_json::json!({ "seconds_left": seconds_left })).into_response())
 }
 
 /// Who: a live patient or referrer session. The viewer's `pagehide` beacon (body: the

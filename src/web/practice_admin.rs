@@ -371,6 +371,7 @@ struct SettingsPage {
     max_upload_mb: i64,
     allow_forwarding: bool,
     referrer_findings_early: bool,
+    downloads_default: bool,
     error: Option<String>,
 }
 
@@ -397,6 +398,7 @@ pub async fn get_settings(
             max_upload_mb: s.max_upload_mb,
             allow_forwarding: s.allow_forwarding,
             referrer_findings_early: s.referrer_findings_early,
+            downloads_default: s.downloads_default,
             error: None,
         },
     ))
@@ -415,6 +417,7 @@ pub struct SettingsForm {
     max_upload_mb: Option<i64>,
     allow_forwarding: Option<String>,
     referrer_findings_early: Option<String>,
+    downloads_default: Option<String>,
 }
 
 /// Who: an admin.
@@ -433,6 +436,7 @@ pub async fn post_settings(
         max_upload_mb: f.max_upload_mb.unwrap_or(0),
         allow_forwarding: f.allow_forwarding.is_some(),
         referrer_findings_early: f.referrer_findings_early.is_some(),
+        downloads_default: f.downloads_default.is_some(),
     };
     match users::update_settings(&svc, &admin, &settings).await {
         Ok(()) => Ok(Redirect::to("/practice/settings").into_response()),
@@ -448,6 +452,7 @@ pub async fn post_settings(
                 max_upload_mb: settings.max_upload_mb,
                 allow_forwarding: settings.allow_forwarding,
                 referrer_findings_early: settings.referrer_findings_early,
+                downloads_default: settings.downloads_default,
                 error: Some(msg.into()),
             },
         )),

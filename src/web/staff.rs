@@ -424,6 +424,10 @@ struct GrantView {
     expires: String,
     state: String,
     revocable: bool,
+    /// Not revoked: the end date can still be moved (`YYYY-MM-DD` for the date field).
+    extendable: bool,
+    until_iso: String,
+    downloads: bool,
 }
 
 struct HistoryRow {
@@ -462,6 +466,7 @@ struct StudyPage {
     findings: Vec<FindingView>,
     issued: Option<IssuedView>,
     default_days: i64,
+    downloads_default: bool,
 }
 
 async fn study_page(
@@ -490,6 +495,9 @@ async fn study_page(
             };
             GrantView {
                 revocable: g.revoked_at.is_none() && g.expires_at > now,
+                extendable: g.revoked_at.is_none(),
+                until_iso: crate::clock::format_date(g.expires_at),
+                downloads: g.allow_download,
                 id: g.id,
                 audience: if g.audience == "referrer" {
                     t.referrer
@@ -527,6 +535,7 @@ async fn study_page(
                         "/practice/api/studies/{study_id}/instances/{}/rendered",
                         i.id
                     ),
+                    download: String::new(),
                     number: i.instance_number,
                     width: i.columns,
                     height: i.rows,
@@ -555,6 +564,11 @@ async fn study_page(
         .await?
         .map(|p| p.default_access_days)
         .unwrap_or(90);
+    let downloads_default = svc
+        .db
+        .practice_settings(&staff.practice_id)
+        .await?
+        .is_none_or(|s| s.downloads_default);
     let issued = issued.map(|g| IssuedView {
         id: g.id,
         access_code: g.access_code,
@@ -577,6 +591,7 @@ async fn study_page(
             findings,
             issued,
             default_days,
+            downloads_default,
         },
     ))
 }
@@ -605,6 +620,7 @@ pub struct GrantForm {
     csrf: String,
     days: Option<i64>,
     audience: Option<Audience>,
+    allow_download: Option<String>,
 }
 
 /// Who: a signed-in staff member. Shows the new code and password once.
@@ -630,6 +646,7 @@ pub async fn post_grant(
         id,
         form.audience.unwrap_or(Audience::Patient),
         Some(svc.clock.now() + days * 86_400),
+        Some(form.allow_download.is_some()),
         &Actor::Staff(staff.user_id.clone()),
     )
     .await?;
@@ -812,6 +829,67 @@ pub async fn get_grant_letter(
     )
     .await?;
     Ok(super::pdf_response(pdf, "zugangsbrief.pdf", false))
+}
+
+/// Who: a signed-in staff member. One letter for all of this patient's live accesses.
+pub async fn get_patient_letter(
+    State(svc): Svc,
+    StaffSession(staff): StaffSession,
+    Path(id): Path<String>,
+) -> Result<Response, WebError> {
+    let pdf = access::patient_letter(
+        &svc,
+        &staff.practice_id,
+        checked_id(&id)?,
+        &Actor::Staff(staff.user_id.clone()),
+    )
+    .await?;
+    Ok(super::pdf_response(pdf, "zugangsbrief.pdf", false))
+}
+
+#[derive(serde::Deserialize)]
+pub struct ExtendForm {
+    #[serde(default)]
+    csrf: String,
+    /// `YYYY-MM-DD`, the last day of access.
+    #[serde(default)]
+    until: String,
+}
+
+/// Who: a signed-in staff member of the grant's practice. A new end date.
+pub async fn post_extend(
+    State(svc): Svc,
+    StaffSession(staff): StaffSession,
+    Path(id): Path<String>,
+    Form(form): Form<ExtendForm>,
+) -> Result<Response, WebError> {
+    check_csrf(&staff, &form.csrf)?;
+    let date = time::Date::parse(
+        form.until.trim(),
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .map_err(|_| WebError::bad_request("invalid_date", "Give the date as YYYY-MM-DD."))?;
+    // Access lasts through the chosen day.
+    let expires_at = date
+        .with_hms(23, 59, 59)
+        .map_err(|_| WebError::bad_request("invalid_date", "Give the date as YYYY-MM-DD."))?
+        .assume_utc()
+        .unix_timestamp();
+    let grant_id = checked_id(&id)?;
+    access::extend_grant(
+        &svc,
+        &staff.practice_id,
+        grant_id,
+        expires_at,
+        &Actor::Staff(staff.user_id.clone()),
+    )
+    .await?;
+    let grant = svc
+        .db
+        .grant(&staff.practice_id, grant_id)
+        .await?
+        .ok_or_else(WebError::not_found)?;
+    Ok(Redirect::to(&format!("/practice/studies/{}", grant.study_id)).into_response())
 }
 
 /// Who: a signed-in staff member. New password (shown once); old password and live sessions end.

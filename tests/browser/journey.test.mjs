@@ -2,67 +2,28 @@
 // change, TOTP enrolment), folder upload, grant, letter download; then the patient on
 // a phone with the QR link. Screenshots go to $SHOTS_DIR for a person to look at.
 //
-// Needs: LICHTKASTEN_BIN (the built binary), Chromium at /usr/bin/chromium.
+// Needs: LICHTKASTEN_BIN (the built binary), Chromium at /usr/bin/chromium (see support.mjs).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { createHmac } from 'node:crypto';
-import { mkdtempSync, mkdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import { bin, shots, startDemo, launchBrowser, totp } from './support.mjs';
 
-const bin = process.env.LICHTKASTEN_BIN;
-const shots = process.env.SHOTS_DIR || mkdtempSync(join(tmpdir(), 'lk-shots-'));
-mkdirSync(shots, { recursive: true });
-let server;
+let running;
 let demo;
 let browser;
 
-function base32(s) {
-  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-  let bits = 0, buf = 0;
-  const out = [];
-  for (const c of s) {
-    buf = (buf << 5) | alphabet.indexOf(c);
-    bits += 5;
-    if (bits >= 8) { bits -= 8; out.push((buf >> bits) & 255); }
-  }
-  return Buffer.from(out);
-}
-
-// RFC 6238, computed here from the enrolment secret.
-function totp(secret) {
-  const step = Buffer.alloc(8);
-  step.writeBigInt64BE(BigInt(Math.floor(Date.now() / 1000 / 30)));
-  const h = createHmac('sha1', base32(secret)).update(step).digest();
-  const o = h[19] & 15;
-  const n = (((h[o] & 127) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3]) % 1000000;
-  return String(n).padStart(6, '0');
-}
-
 before(async () => {
-  assert.ok(bin, 'set LICHTKASTEN_BIN to the lichtkasten binary');
-  const dir = mkdtempSync(join(tmpdir(), 'lk-browser-'));
-  server = spawn(bin, ['demo', '--listen', '127.0.0.1:0', '--data-dir', join(dir, 'data')], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-    env: { ...process.env, LICHTKASTEN_DATABASE_URL: '', LICHTKASTEN_S3_BUCKET: '' },
-  });
-  const line = await new Promise((resolve, reject) => {
-    createInterface({ input: server.stdout }).once('line', resolve);
-    server.once('exit', (code) => reject(new Error(`demo exited with ${code}`)));
-  });
-  demo = JSON.parse(line);
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-  });
+  running = await startDemo();
+  demo = running.demo;
+  browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
-  server?.kill();
+  running?.stop();
 });
 
 test('staff: first sign-in, folder upload, grant and letter', async () => {

@@ -148,7 +148,7 @@ async fn grant_locks_after_ten_failures_and_practices_are_isolated() {
     let demo = app.demo().await;
     let code = demo["access_code"].as_str().expect("code");
     let password = demo["password"].as_str().expect("pw");
-    for _ in 0..10 {
+    for _ in 0..11 {
         assert_eq!(app.post_access(code, "wrongwrong").await.status(), 401);
         // Step past the growing delay so each try is counted as a real attempt.
         app.clock.advance(301);

@@ -466,3 +466,22 @@ async fn closing_the_tab_ends_the_session_a_reload_does_not() {
     );
     assert_eq!(beat(tab).await.expect("beat").status(), 401);
 }
+
+/// Uploads a new study of the demo patient (same name, ID, birth date) and returns
+/// its id; the study passed in is only there to say which practice.
+pub async fn same_patient_new_study(app: &TestApp, token: &str, _of_study: &str) -> String {
+    let mut rng = rand::thread_rng();
+    let mut spec = StudySpec::demo(&mut rng);
+    spec.study_date = "20261121".into();
+    spec.description = "MRT Knie (Demo)".into();
+    let files = demo_study(&mut rng, &spec, 3, 64);
+    let res = app
+        .post_studies(token, "application/zip", zip_of(&files))
+        .await;
+    assert_eq!(res.status(), 200);
+    let report: serde_json::Value = res.json().await.expect("json");
+    report["studies"][0]["id"]
+        .as_str()
+        .expect("study id")
+        .to_string()
+}

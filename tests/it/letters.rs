@@ -294,3 +294,43 @@ async fn the_practice_logo_is_printed_on_letters() {
         assert_eq!(qr_codes(&pdf, dir.path()).len(), 1);
     }
 }
+
+#[tokio::test]
+async fn one_letter_carries_every_study_of_the_patient() {
+    if !tools_present() {
+        return;
+    }
+    let app = TestApp::spawn().await;
+    let demo = app.demo().await;
+    let token = app.bearer(&demo).await;
+    let study = demo["study_id"].as_str().expect("study");
+    // A second study of the same patient: the demo study's files under a new study UID.
+    let second = crate::journey::same_patient_new_study(&app, &token, study).await;
+    let res = app.post_grant(&token, &second).await;
+    assert_eq!(res.status(), 201);
+    let g2: serde_json::Value = res.json().await.expect("grant");
+    let res = app
+        .get_api(
+            &token,
+            &format!("/api/v1/studies/{study}/patient-letter.pdf"),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let pdf = res.bytes().await.expect("pdf").to_vec();
+    let dir = tempfile::tempdir().expect("dir");
+    let text = pdf_text(&pdf, dir.path());
+    for g in [&demo, &g2] {
+        let code = g["access_code"].as_str().expect("code");
+        assert!(text.contains(code), "code {code} missing in:\n{text}");
+        assert!(text.contains(g["password"].as_str().expect("pw")));
+    }
+    assert_eq!(text.matches("\u{c}").count().max(1), 1, "one page");
+    let mut codes = qr_codes(&pdf, dir.path());
+    codes.sort();
+    let mut links = vec![
+        demo["patient_link"].as_str().expect("l").to_string(),
+        g2["link"].as_str().expect("l").to_string(),
+    ];
+    links.sort();
+    assert_eq!(codes, links);
+}

@@ -102,3 +102,81 @@ async fn login_under_load() {
     );
     assert_eq!(real_status, 303);
 }
+
+/// Benchmark (ignored; run in release:
+/// `cargo test --release --test it study_zip_download -- --ignored --nocapture`):
+/// a study of about 1 GB (2000 CT slices of 512×512×16 bit) is downloaded as the
+/// CD-like ZIP; prints throughput and the process's RSS before and after, which
+/// must stay flat (the ZIP is streamed one instance at a time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark"]
+async fn study_zip_download() {
+    use lichtkasten::dicom::synth::{StudySpec, demo_study};
+    let app = TestApp::spawn().await;
+    let demo = app.demo().await;
+    let token = app.bearer(&demo).await;
+    let mut rng = rand::thread_rng();
+    let spec = StudySpec::demo(&mut rng);
+    // Uploads in batches under the per-request limit; all land in one study.
+    let mut study_id = String::new();
+    let mut uploaded = 0usize;
+    for _ in 0..10 {
+        let files = demo_study(&mut rng, &spec, 200, 512);
+        let mut form = reqwest::multipart::Form::new();
+        for (i, f) in files.into_iter().enumerate() {
+            uploaded += f.len();
+            form = form.part(
+                format!("f{i}"),
+                reqwest::multipart::Part::bytes(f).file_name(format!("{i}.dcm")),
+            );
+        }
+        let res = app
+            .http
+            .post(format!("{}/api/v1/studies", app.base))
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(res.status(), 200);
+        let report: serde_json::Value = res.json().await.expect("json");
+        study_id = report["studies"][0]["id"].as_str().expect("id").to_string();
+    }
+    let res = app
+        .http
+        .post(format!("{}/api/v1/studies/{study_id}/grants", app.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .expect("grant");
+    let grant: serde_json::Value = res.json().await.expect("grant");
+    let res = app
+        .post_access(
+            grant["access_code"].as_str().expect("c"),
+            grant["password"].as_str().expect("p"),
+        )
+        .await;
+    let cookie = super::helpers::session_cookie(&res).expect("session");
+    let rss_before = rss_kib();
+    let started = Instant::now();
+    let mut res = app
+        .get_with_cookie("/view/download/study.zip", &cookie)
+        .await;
+    assert_eq!(res.status(), 200);
+    let mut total = 0u64;
+    let mut rss_peak_during = 0;
+    while let Some(chunk) = res.chunk().await.expect("chunk") {
+        total += chunk.len() as u64;
+        rss_peak_during = rss_peak_during.max(rss_kib());
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!("uploaded DICOM     {:.0} MB", uploaded as f64 / 1e6);
+    println!(
+        "ZIP downloaded     {:.0} MB in {secs:.1} s = {:.0} MB/s",
+        total as f64 / 1e6,
+        total as f64 / 1e6 / secs
+    );
+    println!("RSS before         {rss_before} KiB, highest while streaming {rss_peak_during} KiB");
+    assert!(total as usize > uploaded, "every file is in the ZIP");
+}

@@ -5,6 +5,7 @@
 mod bad_input;
 mod blob_store;
 mod demo_binary;
+mod downloads;
 mod findings;
 mod forwarding;
 mod helpers;
@@ -15,5 +16,6 @@ mod letters;
 mod load;
 mod openapi;
 mod practice_admin;
+mod refusals;
 mod staff;
 mod storage_safety;

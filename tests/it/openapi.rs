@@ -23,6 +23,7 @@ async fn every_documented_operation_exists() {
             .path
             .replace("{id}", "0123456789abcdef0123456789abcdef")
             .replace("{frame}", "1")
+            .replace("{page}", "1")
             .replace("{token}", "sometoken")
             .replace("{code}", "en");
         let method = reqwest::Method::from_bytes(op.method.as_bytes()).expect("method");

@@ -1,0 +1,4 @@
+-- Whether a grant may download images and the CD-like ZIP; the practice's default
+-- for new grants.
+ALTER TABLE grants ADD COLUMN allow_download BIGINT NOT NULL DEFAULT 1;
+ALTER TABLE practices ADD COLUMN downloads_default BIGINT NOT NULL DEFAULT 1;

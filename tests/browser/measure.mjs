@@ -1,0 +1,99 @@
+// How long a patient on a slow phone waits for the first image, compared with the
+// cheapest page the server has. Not a test: run by hand and read the JSON it prints.
+//
+//   cd tests/browser && LICHTKASTEN_BIN=../../target/release/lichtkasten node measure.mjs
+//
+// The ratio says how many "trivial page loads" the sign-in costs, which stays
+// comparable between machines where absolute milliseconds do not.
+import { PHONE, startDemo, launchBrowser } from './support.mjs';
+
+const RUNS = Number(process.env.RUNS || 5);
+// A mid-range phone on a poor mobile connection (Lighthouse's "slow 4G" is similar).
+const PROFILE = {
+  latencyMs: 150,
+  downloadBitsPerSecond: 1_600_000,
+  uploadBitsPerSecond: 750_000,
+  cpuSlowdown: 4,
+};
+
+async function throttledPage(browser) {
+  const ctx = await browser.newContext(PHONE);
+  const page = await ctx.newPage();
+  const cdp = await ctx.newCDPSession(page);
+  await cdp.send('Network.enable');
+  await cdp.send('Network.emulateNetworkConditions', {
+    offline: false,
+    latency: PROFILE.latencyMs,
+    downloadThroughput: PROFILE.downloadBitsPerSecond / 8,
+    uploadThroughput: PROFILE.uploadBitsPerSecond / 8,
+  });
+  await cdp.send('Emulation.setCPUThrottlingRate', { rate: PROFILE.cpuSlowdown });
+  return { ctx, page };
+}
+
+async function timeLoad(browser, url) {
+  const { ctx, page } = await throttledPage(browser);
+  try {
+    const t0 = performance.now();
+    await page.goto(url, { waitUntil: 'load' });
+    return performance.now() - t0;
+  } finally {
+    await ctx.close();
+  }
+}
+
+// From the press on "open" to the first viewer image decoded: the password check, the
+// viewer page, its CSS and the first rendered image.
+async function timeSignIn(browser, demo) {
+  const { ctx, page } = await throttledPage(browser);
+  try {
+    await page.goto(demo.patient_link, { waitUntil: 'load' });
+    await page.fill('#password', demo.password);
+    const t0 = performance.now();
+    await page.click('button[type=submit]');
+    await page.waitForURL('**/view', { waitUntil: 'commit' });
+    await page.waitForFunction(() => {
+      const img = document.querySelector('#viewer img');
+      return img && img.complete && img.naturalWidth > 0;
+    }, null, { polling: 'raf', timeout: 120_000 });
+    return performance.now() - t0;
+  } finally {
+    await ctx.close();
+  }
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const round = (xs) => xs.map((x) => Math.round(x));
+
+const running = await startDemo();
+const browser = await launchBrowser();
+try {
+  const { demo } = running;
+  // One unmeasured round first: the server's and the browser's first time is not typical.
+  await timeLoad(browser, `${demo.base_url}/access`);
+  await timeSignIn(browser, demo);
+
+  const healthz = [], access = [], signIn = [];
+  for (let i = 0; i < RUNS; i++) {
+    healthz.push(await timeLoad(browser, `${demo.base_url}/healthz`));
+    access.push(await timeLoad(browser, `${demo.base_url}/access`));
+    signIn.push(await timeSignIn(browser, demo));
+  }
+  const floor = median(access);
+  const result = {
+    runs: RUNS,
+    profile: PROFILE,
+    healthz_ms: { median: Math.round(median(healthz)), runs: round(healthz) },
+    floor_access_page_ms: { median: Math.round(floor), runs: round(access) },
+    submit_to_first_image_ms: { median: Math.round(median(signIn)), runs: round(signIn) },
+    ratio_first_image_to_floor: Number((median(signIn) / floor).toFixed(2)),
+  };
+  console.log(JSON.stringify(result, null, 2));
+} finally {
+  await browser.close();
+  running.stop();
+}
