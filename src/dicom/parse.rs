@@ -146,3 +146,19 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedInstance, DicomError> {
         frames,
     })
 }
+
+/// SOP class of Encapsulated PDF Storage: a findings report sent over DICOM.
+pub const ENCAPSULATED_PDF: &str = "1.2.840.10008.5.1.4.1.1.104.1";
+
+/// The document inside an Encapsulated PDF instance (the padding byte removed).
+pub fn encapsulated_pdf(bytes: &[u8]) -> Option<Vec<u8>> {
+    let obj = open(bytes, true).ok()?;
+    let doc = obj
+        .element(tags::ENCAPSULATED_DOCUMENT)
+        .ok()?
+        .to_bytes()
+        .ok()?
+        .into_owned();
+    let end = doc.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    Some(doc[..end].to_vec())
+}

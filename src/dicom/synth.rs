@@ -304,6 +304,31 @@ pub fn rgb_capture(spec: &StudySpec, series_uid: &str, sop_uid: &str, size: u16)
     finish(obj, sop_class, sop_uid)
 }
 
+/// A findings report wrapped as an Encapsulated PDF instance of the study, as a
+/// PACS or RIS sends it over DICOM.
+pub fn encapsulated_pdf(spec: &StudySpec, series_uid: &str, sop_uid: &str, pdf: &[u8]) -> Vec<u8> {
+    let sop_class = crate::dicom::parse::ENCAPSULATED_PDF;
+    let mut obj = base_object(spec, sop_class, sop_uid, series_uid, "DOC");
+    put_str(&mut obj, tags::SERIES_DESCRIPTION, VR::LO, "Befund");
+    put_str(
+        &mut obj,
+        tags::MIME_TYPE_OF_ENCAPSULATED_DOCUMENT,
+        VR::LO,
+        "application/pdf",
+    );
+    put_str(&mut obj, tags::DOCUMENT_TITLE, VR::ST, "Befund");
+    let mut doc = pdf.to_vec();
+    if doc.len() % 2 == 1 {
+        doc.push(0);
+    }
+    obj.put(DataElement::new(
+        tags::ENCAPSULATED_DOCUMENT,
+        VR::OB,
+        PrimitiveValue::U8(doc.into()),
+    ));
+    finish(obj, sop_class, sop_uid)
+}
+
 /// The demo study: a CT series of `slices` slices and one RGB key image.
 pub fn demo_study<R: RngCore + CryptoRng>(
     rng: &mut R,

@@ -32,7 +32,7 @@ pub struct DirStudy {
 }
 
 const PREAMBLE_AND_MAGIC: usize = 132;
-const ENCAPSULATED_PDF: &str = "1.2.840.10008.5.1.4.1.1.104.1";
+use crate::dicom::parse::ENCAPSULATED_PDF;
 
 /// Element with a 2-byte length (most VRs) or a 4-byte one (OB, SQ, UN, ...).
 fn element(out: &mut Vec<u8>, group: u16, elem: u16, vr: &[u8; 2], value: &[u8]) {

@@ -64,16 +64,14 @@ pub async fn ingest_files(
                 continue;
             }
         };
-        match ingest_one(
-            svc,
-            practice_id,
-            &practice.kek_id,
-            &parsed,
-            Bytes::from(normalized),
-        )
-        .await
-        {
+        let bytes = Bytes::from(normalized);
+        match ingest_one(svc, practice_id, &practice.kek_id, &parsed, bytes.clone()).await {
             Ok((study_id, outcome)) => {
+                if matches!(outcome, Outcome::Stored)
+                    && parsed.sop_class_uid == crate::dicom::parse::ENCAPSULATED_PDF
+                {
+                    attach_encapsulated_report(svc, practice_id, &study_id, &bytes, actor).await?;
+                }
                 let entry = per_study
                     .entry(study_id.clone())
                     .or_insert_with(|| IngestedStudy {
@@ -123,6 +121,35 @@ pub async fn ingest_files(
         studies: per_study.into_values().collect(),
         rejected,
     })
+}
+
+/// A report sent as an Encapsulated PDF instance becomes the study's findings, with
+/// the practice's release delay, exactly as if it had been uploaded as a PDF. The
+/// instance itself stays stored (it belongs on the patient's CD).
+async fn attach_encapsulated_report(
+    svc: &Services,
+    practice_id: &str,
+    study_id: &str,
+    instance: &[u8],
+    actor: &Actor,
+) -> Result<(), StudyError> {
+    let Some(pdf) = crate::dicom::parse::encapsulated_pdf(instance) else {
+        return Ok(());
+    };
+    if !super::findings::looks_like_pdf(&pdf) {
+        tracing::warn!("an Encapsulated PDF instance holds no PDF; stored without findings");
+        return Ok(());
+    }
+    super::findings::attach(
+        svc,
+        practice_id,
+        study_id,
+        Bytes::from(pdf),
+        super::findings::Release::PracticeDefault,
+        actor,
+    )
+    .await?;
+    Ok(())
 }
 
 /// The study's data key, creating the study (and its key) on first sight.

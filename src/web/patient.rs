@@ -331,6 +331,8 @@ pub async fn get_viewer(
             images: s
                 .instances
                 .iter()
+                // Reports and other documents have no pixels to show.
+                .filter(|i| i.rows > 0)
                 .map(|i| ImageView {
                     src: format!("/view/api/instances/{}/frames/1/rendered", i.id),
                     download: format!("/view/api/instances/{}/frames/1/download", i.id),

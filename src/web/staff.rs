@@ -530,6 +530,8 @@ async fn study_page(
             images: s
                 .instances
                 .iter()
+                // Reports and other documents have no pixels to show.
+                .filter(|i| i.rows > 0)
                 .map(|i| ImageView {
                     src: format!(
                         "/practice/api/studies/{study_id}/instances/{}/rendered",

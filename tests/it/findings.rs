@@ -171,3 +171,73 @@ async fn findings_are_released_at_their_time() {
     // The demo's report, the one released tomorrow, and this one.
     assert_eq!(manifest["findings"].as_array().expect("findings").len(), 3);
 }
+
+#[tokio::test]
+async fn a_report_sent_as_encapsulated_pdf_becomes_the_findings() {
+    use lichtkasten::dicom::synth::{StudySpec, demo_study, encapsulated_pdf, new_uid};
+    let app = TestApp::spawn().await;
+    let demo = app.demo().await;
+    let token = app.bearer(&demo).await;
+    let mut rng = rand::thread_rng();
+    let spec = StudySpec::demo(&mut rng);
+    let pdf = sample_pdf();
+    let mut files = demo_study(&mut rng, &spec, 2, 64);
+    let report = encapsulated_pdf(&spec, &new_uid(&mut rng), &new_uid(&mut rng), &pdf);
+    files.push(report.clone());
+    // Sent twice, as a PACS may: one finding, not two.
+    files.push(report);
+    let mut form = reqwest::multipart::Form::new();
+    for (i, f) in files.into_iter().enumerate() {
+        form = form.part(
+            format!("f{i}"),
+            reqwest::multipart::Part::bytes(f).file_name(format!("{i}.dcm")),
+        );
+    }
+    let res = app
+        .http
+        .post(format!("{}/api/v1/studies", app.base))
+        .bearer_auth(&token)
+        .multipart(form)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["rejected"].as_array().expect("r").len(), 0, "{body}");
+    let study = body["studies"][0]["id"].as_str().expect("id").to_string();
+    let practice = app.services().db.practices().await.expect("p")[0]
+        .id
+        .clone();
+    let findings = lichtkasten::studies::findings::list(app.services(), &practice, &study)
+        .await
+        .expect("findings");
+    assert_eq!(findings.len(), 1);
+    let stored = lichtkasten::studies::findings::read(
+        app.services(),
+        &practice,
+        &study,
+        &findings[0].id,
+        false,
+    )
+    .await
+    .expect("pdf");
+    assert_eq!(stored, pdf, "the report byte for byte");
+    // The viewer shows images only: the report instance is not drawn as one.
+    let res = app.post_grant(&token, &study).await;
+    let grant: serde_json::Value = res.json().await.expect("grant");
+    let cookie = session_cookie(
+        &app.post_access(
+            grant["access_code"].as_str().expect("c"),
+            grant["password"].as_str().expect("p"),
+        )
+        .await,
+    )
+    .expect("cookie");
+    let page = app
+        .get_with_cookie("/view", &cookie)
+        .await
+        .text()
+        .await
+        .expect("viewer");
+    assert_eq!(page.matches("/frames/1/rendered").count(), 3);
+}
