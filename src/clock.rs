@@ -66,6 +66,19 @@ pub fn format_datetime(unix: i64) -> String {
     }
 }
 
+/// `DD.MM.YYYY, HH:MM UTC`, as German pages write a moment.
+pub fn format_datetime_de(unix: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(unix) {
+        Ok(t) => format!(
+            "{}, {:02}:{:02} UTC",
+            format_date_de(unix),
+            t.hour(),
+            t.minute()
+        ),
+        Err(_) => String::new(),
+    }
+}
+
 /// `DD.MM.YYYY` (UTC), as German letters write dates.
 pub fn format_date_de(unix: i64) -> String {
     let iso = format_date(unix);

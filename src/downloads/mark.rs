@@ -4,32 +4,58 @@
 use crate::dicom::render::Rendered;
 use font8x8::UnicodeFonts;
 
-pub const MARK_TEXT: &str = "NICHT FÜR DIAGNOSTISCHE ZWECKE · NOT FOR DIAGNOSTIC USE";
+/// The mark, one line per language; on wide images the two lines share one.
+pub const MARK_LINES: [&str; 2] = ["NICHT FÜR DIAGNOSTISCHE ZWECKE", "NOT FOR DIAGNOSTIC USE"];
 const JPEG_QUALITY: u8 = 90;
 
 #[derive(Debug, thiserror::Error)]
 #[error("the image cannot be written as JPEG")]
 pub struct JpegError;
 
-/// A copy of `image` (gray or RGB) grown by a black band with [`MARK_TEXT`] in white.
+/// A copy of `image` (gray or RGB) grown by a black band with the mark in white.
 pub fn marked(image: &Rendered) -> Rendered {
-    let channels = usize::from(image.channels);
     let width = image.width as usize;
-    // Glyphs are 8×8; scale them so the text spans most of the width where it can.
-    let text_px = MARK_TEXT.chars().count() * 8;
-    let scale = (width * 9 / 10 / text_px).clamp(1, 4);
-    let band = 8 * scale + 2 * (2 * scale);
+    let joined = format!("{} · {}", MARK_LINES[0], MARK_LINES[1]);
+    let lines: Vec<&str> = if joined.chars().count() * 8 <= width * 9 / 10 {
+        vec![joined.as_str()]
+    } else {
+        MARK_LINES.to_vec()
+    };
+    let widest = lines.iter().map(|l| l.chars().count()).max().unwrap_or(1) * 8;
+    // Glyphs are 8×8; grow them with the image, up to four times.
+    let scale = (width * 9 / 10 / widest).clamp(1, 4);
+    let line_height = 10 * scale;
+    let band = lines.len() * line_height + 4 * scale;
+    let channels = usize::from(image.channels);
     let height = image.height as usize + band;
     let mut pixels = image.pixels.clone();
     pixels.resize(width * height * channels, 0);
-    let text_width = text_px * scale;
-    let left = width.saturating_sub(text_width) / 2;
-    let top = image.height as usize + 2 * scale;
-    for (n, c) in MARK_TEXT.chars().enumerate() {
+    for (row_no, line) in lines.iter().enumerate() {
+        let left = width.saturating_sub(line.chars().count() * 8 * scale) / 2;
+        let top = image.height as usize + 2 * scale + row_no * line_height;
+        draw_line(&mut pixels, width, channels, left, top, scale, line);
+    }
+    Rendered {
+        width: image.width,
+        height: height as u32,
+        channels: image.channels,
+        pixels,
+    }
+}
+
+fn draw_line(
+    pixels: &mut [u8],
+    width: usize,
+    channels: usize,
+    left: usize,
+    top: usize,
+    scale: usize,
+    line: &str,
+) {
+    for (n, c) in line.chars().enumerate() {
         let glyph = font8x8::BASIC_FONTS
             .get(c)
             .or_else(|| font8x8::LATIN_FONTS.get(c))
-            .or_else(|| font8x8::BASIC_FONTS.get('?'))
             .unwrap_or([0; 8]);
         for (row, bits) in glyph.iter().enumerate() {
             for col in 0..8 {
@@ -40,20 +66,14 @@ pub fn marked(image: &Rendered) -> Rendered {
                     for dx in 0..scale {
                         let x = left + (n * 8 + col) * scale + dx;
                         let y = top + row * scale + dy;
-                        if x < width {
-                            let at = (y * width + x) * channels;
+                        let at = (y * width + x) * channels;
+                        if x < width && at + channels <= pixels.len() {
                             pixels[at..at + channels].fill(255);
                         }
                     }
                 }
             }
         }
-    }
-    Rendered {
-        width: image.width,
-        height: height as u32,
-        channels: image.channels,
-        pixels,
     }
 }
 
@@ -75,6 +95,24 @@ pub fn to_jpeg(image: &Rendered) -> Result<Vec<u8>, JpegError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn on_a_small_image_the_mark_takes_two_lines_that_fit() {
+        let image = Rendered {
+            width: 256,
+            height: 256,
+            channels: 3,
+            pixels: vec![0; 256 * 256 * 3],
+        };
+        let out = marked(&image);
+        // Nothing drawn in the outermost columns: the text is not cut off.
+        for y in 256..out.height as usize {
+            for x in [0usize, 1, 254, 255] {
+                assert_eq!(out.pixels[(y * 256 + x) * 3], 0, "({x}, {y})");
+            }
+        }
+        assert!(out.pixels[256 * 256 * 3..].contains(&255));
+    }
 
     #[test]
     fn the_band_is_added_below_and_carries_white_text() {

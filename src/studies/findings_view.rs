@@ -74,22 +74,35 @@ pub fn render_page(pdf: Vec<u8>, index: usize) -> Result<Rendered, FindingsViewE
     .unwrap_or(Err(FindingsViewError::Unreadable))
 }
 
-/// The report's text, whitespace tidied; empty if it has none (a scanned report).
+/// The report's text for reading on any screen: paragraphs kept, the PDF's line
+/// breaks inside a paragraph joined (they only fit the printed page), lists and
+/// headings ("Befund:") left on their own lines. Empty for a scanned report.
 pub fn text(pdf: &[u8]) -> String {
     let raw = guarded(|| pdf_extract::extract_text_from_mem(pdf).ok())
         .flatten()
         .unwrap_or_default();
     let mut out = String::new();
-    let mut blank_lines = 0;
-    for line in raw.lines().map(str::trim_end) {
-        if line.trim().is_empty() {
-            blank_lines += 1;
+    let mut blank_before = false;
+    for line in raw.lines().map(str::trim) {
+        if line.is_empty() {
+            blank_before = !out.is_empty();
             continue;
         }
         if !out.is_empty() {
-            out.push_str(if blank_lines > 0 { "\n\n" } else { "\n" });
+            let starts_item = line.starts_with(['-', '•', '*'])
+                || line.split_once(['.', ')']).is_some_and(|(n, _)| {
+                    !n.is_empty() && n.len() <= 2 && n.bytes().all(|b| b.is_ascii_digit())
+                });
+            let ends_heading = out.ends_with(':');
+            out.push_str(if blank_before {
+                "\n\n"
+            } else if starts_item || ends_heading {
+                "\n"
+            } else {
+                " "
+            });
         }
-        blank_lines = 0;
+        blank_before = false;
         out.push_str(line);
         if out.len() > MAX_TEXT_CHARS {
             break;
@@ -102,4 +115,47 @@ pub fn text(pdf: &[u8]) -> String {
 /// them must cost this one answer, not the worker thread.
 fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(lines: &[&str]) -> Vec<u8> {
+        use crate::letters::pdf::{Font, Page, render};
+        let mut page = Page::default();
+        for (n, line) in lines.iter().enumerate() {
+            page.text(20.0, 30.0 + 5.0 * n as f64, 11.0, Font::Regular, line);
+        }
+        render(&[page], "t")
+    }
+
+    #[test]
+    fn wrapped_lines_join_and_lists_stay() {
+        let pdf = report(&[
+            "Befund:",
+            "Kein Nachweis einer",
+            "Fraktur.",
+            "1. erstens",
+            "2. zweitens",
+        ]);
+        let text = text(&pdf);
+        assert!(text.contains("Kein Nachweis einer Fraktur."), "{text}");
+        assert!(text.contains("\n1. erstens\n2. zweitens"), "{text}");
+        assert!(text.starts_with("Befund:\n"), "{text}");
+        assert_eq!(page_count(pdf.clone()), Some(1));
+        let page = render_page(pdf, 0).expect("page");
+        assert_eq!(page.width, 1240);
+        assert!(
+            page.pixels.iter().filter(|&&b| b < 100).count() > 100,
+            "text is drawn"
+        );
+    }
+
+    #[test]
+    fn garbage_is_refused_without_panic() {
+        assert_eq!(page_count(b"%PDF-1.4 nonsense %%EOF".to_vec()), None);
+        assert!(render_page(b"not a pdf".to_vec(), 0).is_err());
+        assert_eq!(text(b"%PDF-1.7\n1 0 obj << /Length 99999999 >> stream"), "");
+    }
 }

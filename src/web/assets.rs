@@ -1,7 +1,7 @@
 //! The viewer's files, embedded in the binary (no build step, nothing from a CDN).
 
 use axum::extract::Path;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 const FILES: &[(&str, &str, &str)] = &[
@@ -22,17 +22,11 @@ const FILES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Who: anyone. No patient data here, so browsers may cache it briefly.
+/// Who: anyone. No patient data here; still `no-store` like every other answer, so
+/// a patient's device keeps nothing of the visit (the files are a few KB).
 pub async fn get_static(Path(name): Path<String>) -> Response {
     match FILES.iter().find(|(n, _, _)| *n == name) {
-        Some((_, mime, body)) => {
-            let mut res = ([(header::CONTENT_TYPE, *mime)], *body).into_response();
-            res.headers_mut().insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("public, max-age=300"),
-            );
-            res
-        }
+        Some((_, mime, body)) => ([(header::CONTENT_TYPE, *mime)], *body).into_response(),
         None => super::error::WebError::new(StatusCode::NOT_FOUND, "not_found", "Not found.")
             .into_response(),
     }

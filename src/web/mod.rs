@@ -230,6 +230,16 @@ pub fn pdf_response(bytes: Vec<u8>, filename: &'static str, attachment: bool) ->
         res.headers_mut()
             .insert(axum::http::header::CONTENT_DISPOSITION, v);
     }
+    if attachment {
+        // Uploaded documents (findings): if a browser renders one anyway, it runs in
+        // a sandbox without scripts, forms or same-origin access.
+        res.headers_mut().insert(
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            axum::http::HeaderValue::from_static(
+                "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+            ),
+        );
+    }
     res
 }
 

@@ -293,7 +293,12 @@ pub async fn get_viewer(
                 "referrer" => t.by_doctor,
                 _ => t.by_practice,
             };
-            (format_datetime(e.at), who)
+            let when = if t.lang == "de" {
+                crate::clock::format_datetime_de(e.at)
+            } else {
+                format_datetime(e.at)
+            };
+            (when, who)
         })
         .collect();
     let now = svc.clock.now();

@@ -121,6 +121,14 @@ async fn findings_are_released_at_their_time() {
         .await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "application/pdf");
+    // Never run anything an uploaded PDF carries.
+    assert!(
+        res.headers()["content-security-policy"]
+            .to_str()
+            .expect("csp")
+            .starts_with("sandbox")
+    );
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
     assert_eq!(res.bytes().await.expect("pdf").to_vec(), pdf);
     let page = app
         .get_with_cookie("/view", &cookie)
