@@ -4,6 +4,11 @@
 // The server decides every timeout; this page only reports input and warns a minute
 // before the idle end.
 const root = document.getElementById('viewer');
+// Right after the password the viewer arrives as the answer to the form (one round
+// trip less); give it its own address so a reload asks for /view, not the form again.
+if (root && window.location.pathname !== '/view') {
+  window.history.replaceState(null, '', '/view');
+}
 const heartbeatUrl = root ? root.dataset.heartbeat : null;
 const HEARTBEAT_S = 60;
 const WARN_S = 60;

@@ -45,8 +45,25 @@ pub struct AccessForm {
     password: Option<String>,
 }
 
-fn signed_in(svc: &Services, session: &str) -> Response {
-    let mut res = Redirect::to("/view").into_response();
+/// After a good password: a browser's form navigation gets the viewer at once (one
+/// round trip less on a slow line; the page moves its address to `/view` itself),
+/// anything else a redirect to it.
+async fn signed_in(svc: &Services, headers: &HeaderMap, session: &str) -> Response {
+    let navigating = headers
+        .get("sec-fetch-mode")
+        .is_some_and(|v| v == "navigate");
+    let mut res = if navigating {
+        match crate::access::sessions::check_patient_session(svc, session, true).await {
+            Ok(Some(scope)) => match viewer_page(svc, scope, headers).await {
+                Ok(page) => page,
+                Err(e) => e.into_response(),
+            },
+            Ok(None) => Redirect::to("/view").into_response(),
+            Err(e) => WebError::internal(e).into_response(),
+        }
+    } else {
+        Redirect::to("/view").into_response()
+    };
     if let Ok(v) = HeaderValue::from_str(&session_cookie(svc, session)) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -66,7 +83,7 @@ fn denied_page(headers: &HeaderMap, action: String, ask_code: bool) -> Response 
     )
 }
 
-fn sign_in_result(
+async fn sign_in_result(
     svc: &Services,
     headers: &HeaderMap,
     result: Result<String, AccessError>,
@@ -76,7 +93,7 @@ fn sign_in_result(
     match result {
         Ok(session) => {
             crate::metrics::SIGNIN_OK.inc();
-            signed_in(svc, &session)
+            signed_in(svc, headers, &session).await
         }
         Err(AccessError::Denied) => {
             crate::metrics::SIGNIN_DENIED.inc();
@@ -115,7 +132,7 @@ pub async fn post_access(
         form.password.as_deref().unwrap_or(""),
     )
     .await;
-    sign_in_result(&svc, &headers, result, "/access".into(), true)
+    sign_in_result(&svc, &headers, result, "/access".into(), true).await
 }
 
 fn link_cookie_name(svc: &Services) -> &'static str {
@@ -183,7 +200,7 @@ pub async fn post_link_form(
         Form(form),
     )
     .await;
-    if res.status() == StatusCode::SEE_OTHER {
+    if res.status().is_success() || res.status() == StatusCode::SEE_OTHER {
         // Signed in: the link cookie has done its job.
         let secure = if svc.secure_cookies { "; Secure" } else { "" };
         if let Ok(v) = HeaderValue::from_str(&format!(
@@ -234,7 +251,7 @@ pub async fn post_link(
             .take(128)
             .collect::<String>()
     );
-    sign_in_result(&svc, &headers, result, action, false)
+    sign_in_result(&svc, &headers, result, action, false).await
 }
 
 /// Who: a live patient or referrer session; shows only its grant's study.
@@ -243,9 +260,17 @@ pub async fn get_viewer(
     PatientSession(scope): PatientSession,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
-    let detail = view::detail(&svc, &scope.practice_id, &scope.study_id).await?;
+    viewer_page(&svc, scope, &headers).await
+}
+
+async fn viewer_page(
+    svc: &Services,
+    scope: crate::access::sessions::PatientScope,
+    headers: &HeaderMap,
+) -> Result<Response, WebError> {
+    let detail = view::detail(svc, &scope.practice_id, &scope.study_id).await?;
     audit::record(
-        &svc,
+        svc,
         &scope.practice_id,
         &access_actor(&scope),
         "study.view",
@@ -253,7 +278,7 @@ pub async fn get_viewer(
         &format!("grant={}", scope.grant_id),
     )
     .await?;
-    let t = texts(&headers);
+    let t = texts(headers);
     let can_forward = scope.audience == "patient"
         && svc
             .db
@@ -261,7 +286,7 @@ pub async fn get_viewer(
             .await?;
     let now_secs = svc.clock.now();
     let forwards = if can_forward {
-        access::forwards(&svc, &scope)
+        access::forwards(svc, &scope)
             .await?
             .into_iter()
             .map(|g| {
@@ -303,15 +328,15 @@ pub async fn get_viewer(
         .collect();
     let now = svc.clock.now();
     let early =
-        crate::studies::findings::early_access(&svc, &scope.practice_id, &scope.audience).await?;
+        crate::studies::findings::early_access(svc, &scope.practice_id, &scope.audience).await?;
     let mut findings = Vec::new();
-    for f in crate::studies::findings::list(&svc, &scope.practice_id, &scope.study_id)
+    for f in crate::studies::findings::list(svc, &scope.practice_id, &scope.study_id)
         .await?
         .into_iter()
         .filter(|f| early || f.release_at <= now)
     {
         let pdf =
-            crate::studies::findings::read(&svc, &scope.practice_id, &scope.study_id, &f.id, false)
+            crate::studies::findings::read(svc, &scope.practice_id, &scope.study_id, &f.id, false)
                 .await?;
         let (pages, text) = tokio::task::spawn_blocking(move || {
             let text = crate::studies::findings_view::text(&pdf);
