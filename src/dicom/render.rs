@@ -1,7 +1,8 @@
-//! Renders one frame of an uncompressed image to 8-bit pixels: modality LUT
-//! (rescale), VOI window (from the file, or the frame's range), MONOCHROME1
-//! inverted, RGB in either planar configuration. Compressed transfer syntaxes
-//! answer [`DicomError::Unsupported`].
+//! Renders one frame to 8-bit pixels: native or encapsulated (JPEG baseline,
+//! extended and lossless, JPEG 2000, RLE, JPEG XL, decoded by dicom-pixeldata),
+//! modality LUT (rescale), VOI window (from the file, or a robust automatic one),
+//! MONOCHROME1 inverted, RGB in either planar configuration, YBR_FULL and
+//! YBR_FULL_422, PALETTE COLOR. Anything else answers [`DicomError::Unsupported`].
 
 use super::DicomError;
 use super::parse::{int, open, text};
@@ -50,6 +51,99 @@ fn float(obj: &dicom_object::DefaultDicomObject, tag: dicom_core::Tag) -> Option
     s.split('\\').next()?.trim().parse().ok()
 }
 
+/// One frame's samples as stored (native) or as decoded, and what describes them.
+struct Samples<'a> {
+    bytes: std::borrow::Cow<'a, [u8]>,
+    photometric: String,
+    samples_per_pixel: i64,
+    bits_allocated: i64,
+    bits_stored: i64,
+    signed: bool,
+    planar: i64,
+    big_endian: bool,
+}
+
+/// The frame's bytes: sliced from native pixel data, or decoded from an encapsulated
+/// transfer syntax (JPEG, JPEG-LS is not built in, JPEG 2000, RLE, JPEG XL) by
+/// dicom-pixeldata, which hands colour back as interleaved RGB.
+fn samples<'a>(
+    obj: &'a dicom_object::DefaultDicomObject,
+    ts: &str,
+    frame: u32,
+    (w, h): (usize, usize),
+) -> Result<Samples<'a>, DicomError> {
+    let spp = int(obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1);
+    let bits_alloc = int(obj, tags::BITS_ALLOCATED).ok_or(DicomError::Missing("BitsAllocated"))?;
+    let bits_stored = int(obj, tags::BITS_STORED).unwrap_or(bits_alloc);
+    let signed = int(obj, tags::PIXEL_REPRESENTATION).unwrap_or(0) == 1;
+    let photometric = text(obj, tags::PHOTOMETRIC_INTERPRETATION).to_uppercase();
+    if !(bits_alloc == 8 || bits_alloc == 16) || !(1..=bits_alloc).contains(&bits_stored) {
+        return Err(DicomError::Unsupported(format!("{bits_alloc}-bit pixels")));
+    }
+    if !(spp == 1 || spp == 3) {
+        return Err(DicomError::Unsupported(format!("{spp} samples per pixel")));
+    }
+    if NATIVE_SYNTAXES.contains(&ts) {
+        let data = obj
+            .element(tags::PIXEL_DATA)
+            .map_err(|_| DicomError::Missing("PixelData"))?
+            .to_bytes()
+            .map_err(|_| DicomError::Malformed("pixel data is not native".into()))?;
+        let bpp = (bits_alloc / 8) as usize;
+        // YBR_FULL_422 stores two luma samples per chroma pair: 2 samples per pixel.
+        let per_pixel = if photometric == "YBR_FULL_422" {
+            2
+        } else {
+            spp as usize
+        };
+        let frame_len = w * h * per_pixel * bpp;
+        let start = frame as usize * frame_len;
+        let bytes = match data {
+            std::borrow::Cow::Borrowed(d) => std::borrow::Cow::Borrowed(
+                d.get(start..start + frame_len)
+                    .ok_or_else(short_pixel_data)?,
+            ),
+            std::borrow::Cow::Owned(d) => std::borrow::Cow::Owned(
+                d.get(start..start + frame_len)
+                    .ok_or_else(short_pixel_data)?
+                    .to_vec(),
+            ),
+        };
+        return Ok(Samples {
+            bytes,
+            photometric,
+            samples_per_pixel: spp,
+            bits_allocated: bits_alloc,
+            bits_stored,
+            signed,
+            planar: int(obj, tags::PLANAR_CONFIGURATION).unwrap_or(0),
+            big_endian: ts == "1.2.840.10008.1.2.2",
+        });
+    }
+    use dicom_pixeldata::PixelDecoder;
+    let decoded = obj
+        .decode_pixel_data_frame(frame)
+        .map_err(|e| DicomError::Unsupported(format!("transfer syntax {ts}: {e}")))?;
+    let expected = w * h * spp as usize * (bits_alloc / 8) as usize;
+    if decoded.data().len() < expected {
+        return Err(short_pixel_data());
+    }
+    Ok(Samples {
+        bytes: std::borrow::Cow::Owned(decoded.data()[..expected].to_vec()),
+        photometric: if spp == 3 { "RGB".into() } else { photometric },
+        samples_per_pixel: spp,
+        bits_allocated: bits_alloc,
+        bits_stored,
+        signed,
+        planar: 0,
+        big_endian: false,
+    })
+}
+
+fn short_pixel_data() -> DicomError {
+    DicomError::Malformed("pixel data shorter than its dimensions".into())
+}
+
 /// `frame` is zero-based.
 pub fn render_frame(bytes: &[u8], frame: u32) -> Result<Rendered, DicomError> {
     let obj = open(bytes, true)?;
@@ -59,44 +153,29 @@ pub fn render_frame(bytes: &[u8], frame: u32) -> Result<Rendered, DicomError> {
         .trim_end_matches('\0')
         .trim()
         .to_string();
-    if !NATIVE_SYNTAXES.contains(&ts.as_str()) {
-        return Err(DicomError::Unsupported(format!("transfer syntax {ts}")));
-    }
-    let big_endian = ts == "1.2.840.10008.1.2.2";
     let rows = int(&obj, tags::ROWS).ok_or(DicomError::Missing("Rows"))?;
     let cols = int(&obj, tags::COLUMNS).ok_or(DicomError::Missing("Columns"))?;
-    let spp = int(&obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1);
-    let bits_alloc = int(&obj, tags::BITS_ALLOCATED).ok_or(DicomError::Missing("BitsAllocated"))?;
-    let bits_stored = int(&obj, tags::BITS_STORED).unwrap_or(bits_alloc);
-    let signed = int(&obj, tags::PIXEL_REPRESENTATION).unwrap_or(0) == 1;
     let frames = int(&obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
-    let planar = int(&obj, tags::PLANAR_CONFIGURATION).unwrap_or(0);
-    let photometric = text(&obj, tags::PHOTOMETRIC_INTERPRETATION).to_uppercase();
     if !(1..=65535).contains(&rows) || !(1..=65535).contains(&cols) {
         return Err(DicomError::TooLarge);
     }
     if i64::from(frame) >= frames {
         return Err(DicomError::Missing("frame"));
     }
-    if !(bits_alloc == 8 || bits_alloc == 16) || !(1..=bits_alloc).contains(&bits_stored) {
-        return Err(DicomError::Unsupported(format!("{bits_alloc}-bit pixels")));
-    }
-    let data = obj
-        .element(tags::PIXEL_DATA)
-        .map_err(|_| DicomError::Missing("PixelData"))?
-        .to_bytes()
-        .map_err(|_| DicomError::Unsupported("encapsulated pixel data".into()))?;
     let (w, h) = (cols as usize, rows as usize);
-    let bpp = (bits_alloc / 8) as usize;
-    let frame_len = w * h * spp as usize * bpp;
-    let start = frame as usize * frame_len;
-    let frame_bytes = data
-        .get(start..start + frame_len)
-        .ok_or_else(|| DicomError::Malformed("pixel data shorter than its dimensions".into()))?;
+    let s = samples(&obj, &ts, frame, (w, h))?;
+    let bpp = (s.bits_allocated / 8) as usize;
+    let frame_bytes: &[u8] = &s.bytes;
 
-    match (photometric.as_str(), spp) {
+    match (s.photometric.as_str(), s.samples_per_pixel) {
         ("MONOCHROME1" | "MONOCHROME2", 1) => {
-            let stored = read_samples(frame_bytes, bpp, bits_stored as u32, signed, big_endian);
+            let stored = read_samples(
+                frame_bytes,
+                bpp,
+                s.bits_stored as u32,
+                s.signed,
+                s.big_endian,
+            );
             let slope = float(&obj, tags::RESCALE_SLOPE).unwrap_or(1.0);
             let intercept = float(&obj, tags::RESCALE_INTERCEPT).unwrap_or(0.0);
             let values: Vec<f64> = stored
@@ -110,7 +189,7 @@ pub fn render_frame(bytes: &[u8], frame: u32) -> Result<Rendered, DicomError> {
                 (Some(c), Some(w)) if w >= 1.0 => (c, w),
                 _ => auto_window(&values),
             };
-            let invert = photometric == "MONOCHROME1";
+            let invert = s.photometric == "MONOCHROME1";
             let pixels = values
                 .iter()
                 .map(|v| {
@@ -125,9 +204,9 @@ pub fn render_frame(bytes: &[u8], frame: u32) -> Result<Rendered, DicomError> {
                 pixels,
             })
         }
-        ("RGB", 3) if bpp == 1 => {
+        ("RGB" | "YBR_FULL", 3) if bpp == 1 => {
             let n = w * h;
-            let pixels = if planar == 1 {
+            let mut pixels = if s.planar == 1 {
                 let mut out = Vec::with_capacity(n * 3);
                 for i in 0..n {
                     out.extend_from_slice(&[
@@ -140,6 +219,68 @@ pub fn render_frame(bytes: &[u8], frame: u32) -> Result<Rendered, DicomError> {
             } else {
                 frame_bytes.to_vec()
             };
+            if s.photometric == "YBR_FULL" {
+                for p in pixels.chunks_exact_mut(3) {
+                    let rgb = ybr_to_rgb(p[0], p[1], p[2]);
+                    p.copy_from_slice(&rgb);
+                }
+            }
+            Ok(Rendered {
+                width: w as u32,
+                height: h as u32,
+                channels: 3,
+                pixels,
+            })
+        }
+        ("YBR_FULL_422", 3) if bpp == 1 => {
+            // Y1 Y2 Cb Cr per pair of pixels along a row (PS3.3 C.7.6.3.1.2).
+            let mut pixels = Vec::with_capacity(w * h * 3);
+            for row in frame_bytes.chunks_exact(w * 2).take(h) {
+                for (x, pair) in row.chunks(4).enumerate() {
+                    if pair.len() < 4 {
+                        break;
+                    }
+                    pixels.extend_from_slice(&ybr_to_rgb(pair[0], pair[2], pair[3]));
+                    if 2 * x + 1 < w {
+                        pixels.extend_from_slice(&ybr_to_rgb(pair[1], pair[2], pair[3]));
+                    }
+                }
+            }
+            if pixels.len() != w * h * 3 {
+                return Err(short_pixel_data());
+            }
+            Ok(Rendered {
+                width: w as u32,
+                height: h as u32,
+                channels: 3,
+                pixels,
+            })
+        }
+        ("PALETTE COLOR", 1) => {
+            let stored = read_samples(frame_bytes, bpp, s.bits_stored as u32, false, s.big_endian);
+            let luts = [
+                palette(
+                    &obj,
+                    tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+                    tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+                )?,
+                palette(
+                    &obj,
+                    tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+                    tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+                )?,
+                palette(
+                    &obj,
+                    tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+                    tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+                )?,
+            ];
+            let mut pixels = Vec::with_capacity(stored.len() * 3);
+            for v in stored {
+                for lut in &luts {
+                    pixels.push(lut.look_up(v));
+                }
+            }
             Ok(Rendered {
                 width: w as u32,
                 height: h as u32,
@@ -151,6 +292,73 @@ pub fn render_frame(bytes: &[u8], frame: u32) -> Result<Rendered, DicomError> {
             "photometric interpretation {other}"
         ))),
     }
+}
+
+/// ITU-R BT.601 full range, as YBR_FULL defines it (PS3.3 C.7.6.3.1.2).
+fn ybr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
+    let (y, cb, cr) = (f32::from(y), f32::from(cb) - 128.0, f32::from(cr) - 128.0);
+    let clamp = |v: f32| v.round().clamp(0.0, 255.0) as u8;
+    [
+        clamp(y + 1.402 * cr),
+        clamp(y - 0.344_136 * cb - 0.714_136 * cr),
+        clamp(y + 1.772 * cb),
+    ]
+}
+
+/// One palette colour table: first mapped value, entries, 8 bits out.
+struct Palette {
+    first: i64,
+    entries: Vec<u8>,
+}
+
+impl Palette {
+    fn look_up(&self, v: i64) -> u8 {
+        let i = (v - self.first).clamp(0, self.entries.len() as i64 - 1);
+        self.entries[i as usize]
+    }
+}
+
+fn palette(
+    obj: &dicom_object::DefaultDicomObject,
+    descriptor: dicom_core::Tag,
+    data: dicom_core::Tag,
+) -> Result<Palette, DicomError> {
+    let missing = || DicomError::Missing("palette colour lookup table");
+    let d: Vec<i64> = obj
+        .element(descriptor)
+        .map_err(|_| missing())?
+        .to_multi_int::<i64>()
+        .map_err(|_| missing())?;
+    if d.len() != 3 {
+        return Err(missing());
+    }
+    // 0 entries means 65536 (PS3.3 C.7.6.3.1.5); the first value is unsigned.
+    let count = if d[0] == 0 { 65_536 } else { d[0] as usize };
+    let first = d[1] & 0xFFFF;
+    let bits = d[2];
+    let bytes = obj
+        .element(data)
+        .map_err(|_| missing())?
+        .to_bytes()
+        .map_err(|_| missing())?;
+    let entries: Vec<u8> = if bits == 8 && bytes.len() < count * 2 && bytes.len() >= count {
+        // 8-bit entries packed two to a word.
+        bytes[..count].to_vec()
+    } else if bits == 8 && bytes.len() >= count * 2 {
+        // 8-bit entries one to a 16-bit word.
+        bytes.chunks_exact(2).take(count).map(|c| c[0]).collect()
+    } else if bits == 16 && bytes.len() >= count * 2 {
+        bytes
+            .chunks_exact(2)
+            .take(count)
+            .map(|c| (u16::from_le_bytes([c[0], c[1]]) >> 8) as u8)
+            .collect()
+    } else {
+        return Err(DicomError::Malformed(
+            "palette table shorter than its descriptor".into(),
+        ));
+    };
+    Ok(Palette { first, entries })
 }
 
 fn read_samples(
@@ -229,5 +437,134 @@ mod tests {
         // 12 bits stored, signed: 0x0fff = -1, 0x0800 = -2048.
         assert_eq!(read_samples(&bytes, 2, 12, true, false), vec![-1, -2048]);
         assert_eq!(read_samples(&bytes, 2, 12, false, false), vec![4095, 2048]);
+    }
+
+    /// A 2×1 image of the given photometric interpretation, explicit VR LE.
+    fn tiny(
+        photometric: &str,
+        spp: u16,
+        pixels: Vec<u8>,
+        extra: &[(dicom_core::Tag, dicom_core::VR, Vec<u16>)],
+    ) -> Vec<u8> {
+        use dicom_core::value::PrimitiveValue;
+        use dicom_core::{DataElement, VR};
+        let mut obj = dicom_object::InMemDicomObject::new_empty();
+        let put_us = |obj: &mut dicom_object::InMemDicomObject, tag, v: u16| {
+            obj.put(DataElement::new(tag, VR::US, PrimitiveValue::from(v)));
+        };
+        obj.put(DataElement::new(
+            tags::SOP_CLASS_UID,
+            VR::UI,
+            PrimitiveValue::from("1.2.840.10008.5.1.4.1.1.7"),
+        ));
+        obj.put(DataElement::new(
+            tags::SOP_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from("2.25.1"),
+        ));
+        obj.put(DataElement::new(
+            tags::PHOTOMETRIC_INTERPRETATION,
+            VR::CS,
+            PrimitiveValue::from(photometric),
+        ));
+        put_us(&mut obj, tags::ROWS, 1);
+        put_us(&mut obj, tags::COLUMNS, 2);
+        put_us(&mut obj, tags::SAMPLES_PER_PIXEL, spp);
+        put_us(&mut obj, tags::BITS_ALLOCATED, 8);
+        put_us(&mut obj, tags::BITS_STORED, 8);
+        put_us(&mut obj, tags::HIGH_BIT, 7);
+        put_us(&mut obj, tags::PIXEL_REPRESENTATION, 0);
+        put_us(&mut obj, tags::PLANAR_CONFIGURATION, 0);
+        for (tag, vr, values) in extra {
+            obj.put(DataElement::new(
+                *tag,
+                *vr,
+                PrimitiveValue::U16(values.clone().into()),
+            ));
+        }
+        obj.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OB,
+            PrimitiveValue::U8(pixels.into()),
+        ));
+        let file = obj
+            .with_meta(
+                dicom_object::meta::FileMetaTableBuilder::new()
+                    .transfer_syntax("1.2.840.10008.1.2.1")
+                    .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.7")
+                    .media_storage_sop_instance_uid("2.25.1"),
+            )
+            .expect("meta");
+        let mut out = Vec::new();
+        file.write_all(&mut out).expect("write");
+        out
+    }
+
+    #[test]
+    fn ybr_full_becomes_rgb() {
+        // Pure red and mid gray in YCbCr (BT.601 full range).
+        let bytes = tiny("YBR_FULL", 3, vec![76, 85, 255, 128, 128, 128], &[]);
+        let r = render_frame(&bytes, 0).expect("render");
+        assert_eq!(r.channels, 3);
+        assert!(
+            r.pixels[0] >= 253 && r.pixels[1] <= 2 && r.pixels[2] <= 2,
+            "{:?}",
+            &r.pixels[..3]
+        );
+        assert_eq!(&r.pixels[3..], &[128, 128, 128]);
+    }
+
+    #[test]
+    fn ybr_full_422_shares_chroma_between_two_pixels() {
+        // Y1 Y2 Cb Cr: two grays of different brightness.
+        let bytes = tiny("YBR_FULL_422", 3, vec![50, 200, 128, 128], &[]);
+        let r = render_frame(&bytes, 0).expect("render");
+        assert_eq!(r.pixels, vec![50, 50, 50, 200, 200, 200]);
+    }
+
+    #[test]
+    fn palette_colour_looks_up_each_channel() {
+        use dicom_core::VR;
+        // Entries for stored values 10 and 11 (first mapped value 10), 16-bit.
+        let lut = |a: u16, b: u16| vec![a, b];
+        let bytes = tiny(
+            "PALETTE COLOR",
+            1,
+            vec![10, 11],
+            &[
+                (
+                    tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+                    VR::US,
+                    vec![2, 10, 16],
+                ),
+                (
+                    tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+                    VR::US,
+                    vec![2, 10, 16],
+                ),
+                (
+                    tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
+                    VR::US,
+                    vec![2, 10, 16],
+                ),
+                (
+                    tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+                    VR::OW,
+                    lut(0xFFFF, 0),
+                ),
+                (
+                    tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+                    VR::OW,
+                    lut(0, 0xFFFF),
+                ),
+                (
+                    tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
+                    VR::OW,
+                    lut(0, 0x8000),
+                ),
+            ],
+        );
+        let r = render_frame(&bytes, 0).expect("render");
+        assert_eq!(r.pixels, vec![255, 0, 0, 0, 255, 128]);
     }
 }

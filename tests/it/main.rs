@@ -17,5 +17,6 @@ mod load;
 mod openapi;
 mod practice_admin;
 mod refusals;
+mod render_corpus;
 mod staff;
 mod storage_safety;
