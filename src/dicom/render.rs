@@ -25,6 +25,65 @@ pub struct Rendered {
 }
 
 impl Rendered {
+    /// Scaled down (area average) to fit inside `max_w` × `max_h`; never enlarged.
+    pub fn fit_within(&self, max_w: u32, max_h: u32) -> Rendered {
+        let (max_w, max_h) = (max_w.max(1), max_h.max(1));
+        if self.width <= max_w && self.height <= max_h {
+            return self.clone();
+        }
+        let scale = f64::min(
+            f64::from(max_w) / f64::from(self.width),
+            f64::from(max_h) / f64::from(self.height),
+        );
+        let out_w = ((f64::from(self.width) * scale).round() as u32).max(1);
+        let out_h = ((f64::from(self.height) * scale).round() as u32).max(1);
+        let ch = usize::from(self.channels);
+        let (sw, sh) = (self.width as usize, self.height as usize);
+        let mut pixels = Vec::with_capacity(out_w as usize * out_h as usize * ch);
+        for oy in 0..out_h as usize {
+            let y0 = oy * sh / out_h as usize;
+            let y1 = ((oy + 1) * sh / out_h as usize).max(y0 + 1);
+            for ox in 0..out_w as usize {
+                let x0 = ox * sw / out_w as usize;
+                let x1 = ((ox + 1) * sw / out_w as usize).max(x0 + 1);
+                let count = ((y1 - y0) * (x1 - x0)) as u32;
+                for c in 0..ch {
+                    let mut sum = 0u32;
+                    for y in y0..y1 {
+                        let row = y * sw;
+                        for x in x0..x1 {
+                            sum += u32::from(self.pixels[(row + x) * ch + c]);
+                        }
+                    }
+                    pixels.push(((sum + count / 2) / count) as u8);
+                }
+            }
+        }
+        Rendered {
+            width: out_w,
+            height: out_h,
+            channels: self.channels,
+            pixels,
+        }
+    }
+
+    /// Lossy, for previews and downloads; `quality` 1–100.
+    pub fn to_jpeg(&self, quality: u8) -> Result<Vec<u8>, DicomError> {
+        let too_big = || DicomError::Unsupported("image too large for JPEG".into());
+        let width = u16::try_from(self.width).map_err(|_| too_big())?;
+        let height = u16::try_from(self.height).map_err(|_| too_big())?;
+        let color = if self.channels == 3 {
+            jpeg_encoder::ColorType::Rgb
+        } else {
+            jpeg_encoder::ColorType::Luma
+        };
+        let mut out = Vec::new();
+        jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100))
+            .encode(&self.pixels, width, height, color)
+            .map_err(|e| DicomError::Unsupported(e.to_string()))?;
+        Ok(out)
+    }
+
     pub fn to_png(&self) -> Result<Vec<u8>, DicomError> {
         let mut out = Vec::new();
         {
@@ -144,8 +203,38 @@ fn short_pixel_data() -> DicomError {
     DicomError::Malformed("pixel data shorter than its dimensions".into())
 }
 
+/// What the caller asks of a render beyond the frame.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RenderOptions {
+    /// Window centre and width in modality units; `None`: the file's, else automatic.
+    pub window: Option<(f64, f64)>,
+    /// Fit inside this many columns and rows (never enlarged); `None`: full size.
+    pub viewport: Option<(u32, u32)>,
+}
+
 /// `frame` is zero-based.
 pub fn render_frame(bytes: &[u8], frame: u32) -> Result<Rendered, DicomError> {
+    render_frame_with(bytes, frame, RenderOptions::default())
+}
+
+/// [`render_frame`] with a window and an output size.
+pub fn render_frame_with(
+    bytes: &[u8],
+    frame: u32,
+    options: RenderOptions,
+) -> Result<Rendered, DicomError> {
+    let full = render_full(bytes, frame, options.window)?;
+    Ok(match options.viewport {
+        Some((w, h)) => full.fit_within(w, h),
+        None => full,
+    })
+}
+
+fn render_full(
+    bytes: &[u8],
+    frame: u32,
+    window_override: Option<(f64, f64)>,
+) -> Result<Rendered, DicomError> {
     let obj = open(bytes, true)?;
     let ts = obj
         .meta()
@@ -183,10 +272,12 @@ pub fn render_frame(bytes: &[u8], frame: u32) -> Result<Rendered, DicomError> {
                 .map(|v| *v as f64 * slope + intercept)
                 .collect();
             let window = match (
+                window_override,
                 float(&obj, tags::WINDOW_CENTER),
                 float(&obj, tags::WINDOW_WIDTH),
             ) {
-                (Some(c), Some(w)) if w >= 1.0 => (c, w),
+                (Some((c, w)), _, _) if w >= 1.0 && c.is_finite() && w.is_finite() => (c, w),
+                (_, Some(c), Some(w)) if w >= 1.0 => (c, w),
                 _ => auto_window(&values),
             };
             let invert = s.photometric == "MONOCHROME1";
@@ -566,5 +657,19 @@ mod tests {
         );
         let r = render_frame(&bytes, 0).expect("render");
         assert_eq!(r.pixels, vec![255, 0, 0, 0, 255, 128]);
+    }
+
+    #[test]
+    fn fitting_averages_areas_and_never_enlarges() {
+        let image = Rendered {
+            width: 4,
+            height: 2,
+            channels: 1,
+            pixels: vec![0, 100, 200, 200, 100, 200, 0, 0],
+        };
+        let half = image.fit_within(2, 2);
+        assert_eq!((half.width, half.height), (2, 1));
+        assert_eq!(half.pixels, vec![100, 100]);
+        assert_eq!(image.fit_within(100, 100), image);
     }
 }

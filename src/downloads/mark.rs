@@ -78,18 +78,7 @@ fn draw_line(
 }
 
 pub fn to_jpeg(image: &Rendered) -> Result<Vec<u8>, JpegError> {
-    let width = u16::try_from(image.width).map_err(|_| JpegError)?;
-    let height = u16::try_from(image.height).map_err(|_| JpegError)?;
-    let color = if image.channels == 3 {
-        jpeg_encoder::ColorType::Rgb
-    } else {
-        jpeg_encoder::ColorType::Luma
-    };
-    let mut out = Vec::new();
-    jpeg_encoder::Encoder::new(&mut out, JPEG_QUALITY)
-        .encode(&image.pixels, width, height, color)
-        .map_err(|_| JpegError)?;
-    Ok(out)
+    image.to_jpeg(JPEG_QUALITY).map_err(|_| JpegError)
 }
 
 #[cfg(test)]

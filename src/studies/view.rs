@@ -114,7 +114,48 @@ pub async fn original(
     Ok(bytes)
 }
 
-/// One frame as PNG. Rendering runs off the async threads.
+/// How a rendered frame is encoded.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ImageFormat {
+    /// Exact.
+    Png,
+    /// Smaller, for previews; quality 1–100.
+    Jpeg(u8),
+}
+
+impl ImageFormat {
+    pub fn media_type(self) -> &'static str {
+        match self {
+            ImageFormat::Png => "image/png",
+            ImageFormat::Jpeg(_) => "image/jpeg",
+        }
+    }
+}
+
+/// One frame (zero-based) rendered and encoded. Rendering runs off the async threads.
+pub async fn render_image(
+    svc: &Services,
+    practice_id: &str,
+    study_id: &str,
+    instance_id: &str,
+    frame: u32,
+    options: crate::dicom::render::RenderOptions,
+    format: ImageFormat,
+) -> Result<Vec<u8>, StudyError> {
+    let bytes = original(svc, practice_id, study_id, instance_id).await?;
+    let encoded = tokio::task::spawn_blocking(move || {
+        let image = crate::dicom::render::render_frame_with(&bytes, frame, options)?;
+        match format {
+            ImageFormat::Png => image.to_png(),
+            ImageFormat::Jpeg(q) => image.to_jpeg(q),
+        }
+    })
+    .await
+    .map_err(|_| StudyError::Integrity)??;
+    Ok(encoded)
+}
+
+/// One frame as PNG, full size, the file's window.
 pub async fn render_png(
     svc: &Services,
     practice_id: &str,
@@ -122,13 +163,16 @@ pub async fn render_png(
     instance_id: &str,
     frame: u32,
 ) -> Result<Vec<u8>, StudyError> {
-    let bytes = original(svc, practice_id, study_id, instance_id).await?;
-    let png = tokio::task::spawn_blocking(move || {
-        crate::dicom::render::render_frame(&bytes, frame).and_then(|r| r.to_png())
-    })
+    render_image(
+        svc,
+        practice_id,
+        study_id,
+        instance_id,
+        frame,
+        Default::default(),
+        ImageFormat::Png,
+    )
     .await
-    .map_err(|_| StudyError::Integrity)??;
-    Ok(png)
 }
 
 /// Deletes a study: its data key goes in the same transaction as its rows, so the

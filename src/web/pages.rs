@@ -504,6 +504,8 @@ pub struct AccessPage {
 
 pub struct ImageView {
     pub src: String,
+    /// The exact frame (PNG, full size), opened on a tap.
+    pub full: String,
     /// The frame as a marked JPEG, if the grant allows downloads.
     pub download: String,
     pub number: i64,

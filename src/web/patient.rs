@@ -20,6 +20,9 @@ use std::sync::Arc;
 
 type Svc = State<Arc<Services>>;
 
+/// Longest side of the viewer's preview images: sharp at phone width on a 2× screen.
+const PREVIEW_PX: u32 = 768;
+
 #[derive(serde::Deserialize, Default)]
 pub struct AccessQuery {
     ended: Option<String>,
@@ -364,7 +367,12 @@ async fn viewer_page(
                 // Reports and other documents have no pixels to show.
                 .filter(|i| i.rows > 0)
                 .map(|i| ImageView {
-                    src: format!("/view/api/instances/{}/frames/1/rendered", i.id),
+                    // A small JPEG first (fast on a phone); a tap opens the exact PNG.
+                    src: format!(
+                        "/view/api/instances/{}/frames/1/rendered?viewport={PREVIEW_PX},{PREVIEW_PX}&format=jpeg",
+                        i.id
+                    ),
+                    full: format!("/view/api/instances/{}/frames/1/rendered", i.id),
                     download: format!("/view/api/instances/{}/frames/1/download", i.id),
                     number: i.instance_number,
                     width: i.columns,
@@ -424,19 +432,24 @@ pub async fn get_rendered(
     State(svc): Svc,
     PatientSession(scope): PatientSession,
     Path((instance_id, frame)): Path<(String, u32)>,
+    Query(q): Query<super::patient_files::RenderQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, WebError> {
     if !is_valid_id(&instance_id) || frame == 0 {
         return Err(WebError::not_found());
     }
-    let png = view::render_png(
+    let (options, format) = super::patient_files::render_request(&q, &headers)?;
+    let image = view::render_image(
         &svc,
         &scope.practice_id,
         &scope.study_id,
         &instance_id,
         frame - 1,
+        options,
+        format,
     )
     .await?;
-    let mut res = ([(header::CONTENT_TYPE, "image/png")], png).into_response();
+    let mut res = ([(header::CONTENT_TYPE, format.media_type())], image).into_response();
     res.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-store"),

@@ -90,3 +90,71 @@ pub async fn get_study_zip(
         .into_response();
     Ok(private(attachment(res, "untersuchung.zip")))
 }
+
+/// Query of a rendered frame, after DICOMweb's Retrieve Rendered: `viewport=W,H`
+/// (fit inside, never enlarged), `window=C,W` (centre and width in modality units),
+/// `quality=1..100` (JPEG); the format is JPEG when asked (`format=jpeg` or
+/// `Accept: image/jpeg`), else the exact PNG.
+#[derive(serde::Deserialize, Default)]
+pub struct RenderQuery {
+    viewport: Option<String>,
+    window: Option<String>,
+    quality: Option<u8>,
+    format: Option<String>,
+}
+
+fn pair(s: &str) -> Option<(f64, f64)> {
+    let (a, b) = s.split_once(',')?;
+    let (a, b) = (a.trim().parse::<f64>().ok()?, b.trim().parse::<f64>().ok()?);
+    (a.is_finite() && b.is_finite()).then_some((a, b))
+}
+
+pub fn render_request(
+    q: &RenderQuery,
+    headers: &axum::http::HeaderMap,
+) -> Result<
+    (
+        crate::dicom::render::RenderOptions,
+        crate::studies::view::ImageFormat,
+    ),
+    WebError,
+> {
+    use crate::studies::view::ImageFormat;
+    let bad = |what: &'static str| WebError::bad_request("invalid_render_request", what);
+    let viewport = match q.viewport.as_deref() {
+        None => None,
+        Some(v) => match pair(v) {
+            Some((w, h)) if (1.0..=8192.0).contains(&w) && (1.0..=8192.0).contains(&h) => {
+                Some((w as u32, h as u32))
+            }
+            _ => return Err(bad("viewport is W,H with each between 1 and 8192.")),
+        },
+    };
+    let window = match q.window.as_deref() {
+        None => None,
+        Some(v) => match pair(v) {
+            Some((c, w)) if c.abs() <= 1e7 && (1.0..=1e7).contains(&w) => Some((c, w)),
+            _ => return Err(bad("window is centre,width with a width of at least 1.")),
+        },
+    };
+    let wants_jpeg = match q.format.as_deref() {
+        Some("jpeg") => true,
+        Some("png") => false,
+        Some(_) => return Err(bad("format is jpeg or png.")),
+        None => headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("image/jpeg") && !a.contains("image/png")),
+    };
+    let format = match (wants_jpeg, q.quality) {
+        (_, Some(q)) if !(1..=100).contains(&q) => {
+            return Err(bad("quality is between 1 and 100."));
+        }
+        (true, q) => ImageFormat::Jpeg(q.unwrap_or(85)),
+        (false, _) => ImageFormat::Png,
+    };
+    Ok((
+        crate::dicom::render::RenderOptions { window, viewport },
+        format,
+    ))
+}

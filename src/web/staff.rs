@@ -534,9 +534,10 @@ async fn study_page(
                 .filter(|i| i.rows > 0)
                 .map(|i| ImageView {
                     src: format!(
-                        "/practice/api/studies/{study_id}/instances/{}/rendered",
+                        "/practice/api/studies/{study_id}/instances/{}/rendered?viewport=192,192&format=jpeg",
                         i.id
                     ),
+                    full: String::new(),
                     download: String::new(),
                     number: i.instance_number,
                     width: i.columns,
@@ -714,16 +715,21 @@ pub async fn get_rendered(
     State(svc): Svc,
     StaffSession(staff): StaffSession,
     Path((study, instance)): Path<(String, String)>,
+    Query(q): Query<super::patient_files::RenderQuery>,
+    headers: HeaderMap,
 ) -> Result<Response, WebError> {
-    let png = view::render_png(
+    let (options, format) = super::patient_files::render_request(&q, &headers)?;
+    let image = view::render_image(
         &svc,
         &staff.practice_id,
         checked_id(&study)?,
         checked_id(&instance)?,
         0,
+        options,
+        format,
     )
     .await?;
-    let mut res = ([(header::CONTENT_TYPE, "image/png")], png).into_response();
+    let mut res = ([(header::CONTENT_TYPE, format.media_type())], image).into_response();
     res.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-store"),

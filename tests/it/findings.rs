@@ -247,5 +247,5 @@ async fn a_report_sent_as_encapsulated_pdf_becomes_the_findings() {
         .text()
         .await
         .expect("viewer");
-    assert_eq!(page.matches("/frames/1/rendered").count(), 3);
+    assert_eq!(page.matches("/frames/1/rendered?viewport").count(), 3);
 }

@@ -202,3 +202,70 @@ async fn a_jpeg_2000_study_is_seen_through_the_viewer() {
     };
     assert_eq!(decoded, render_frame(&native[0], 0).expect("native").pixels);
 }
+
+/// Columns and rows from a JPEG's start-of-frame marker.
+fn jpeg_size(jpeg: &[u8]) -> (u16, u16) {
+    let at = jpeg
+        .windows(2)
+        .position(|w| w[0] == 0xFF && (w[1] == 0xC0 || w[1] == 0xC1))
+        .expect("SOF marker");
+    let h = u16::from_be_bytes([jpeg[at + 5], jpeg[at + 6]]);
+    let w = u16::from_be_bytes([jpeg[at + 7], jpeg[at + 8]]);
+    (w, h)
+}
+
+#[tokio::test]
+async fn rendered_frames_take_a_size_a_window_and_a_format() {
+    let app = crate::helpers::TestApp::spawn().await;
+    let demo = app.demo().await;
+    let res = app
+        .post_access(
+            demo["access_code"].as_str().expect("c"),
+            demo["password"].as_str().expect("p"),
+        )
+        .await;
+    let cookie = crate::helpers::session_cookie(&res).expect("session");
+    let manifest: serde_json::Value = app
+        .get_with_cookie("/view/api/study", &cookie)
+        .await
+        .json()
+        .await
+        .expect("manifest");
+    let instance = manifest["study"]["series"][0]["instances"][5]["id"]
+        .as_str()
+        .expect("instance")
+        .to_string();
+    let get = |query: &str| {
+        let path = format!("/view/api/instances/{instance}/frames/1/rendered{query}");
+        let (app, cookie) = (&app, &cookie);
+        async move { app.get_with_cookie(&path, cookie).await }
+    };
+    // A preview: JPEG, fitted inside the viewport (the demo slices are 256 × 256).
+    let res = get("?viewport=100,60&format=jpeg&quality=70").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/jpeg");
+    assert_eq!(jpeg_size(&res.bytes().await.expect("jpeg")), (60, 60));
+    // Never enlarged.
+    let res = get("?viewport=4000,4000&format=jpeg").await;
+    assert_eq!(jpeg_size(&res.bytes().await.expect("jpeg")), (256, 256));
+    // A window of its own changes the picture; the file's window is the default.
+    let default = get("").await.bytes().await.expect("png");
+    let same = get("?window=40,400").await.bytes().await.expect("png");
+    let bone = get("?window=500,2000").await.bytes().await.expect("png");
+    assert_eq!(default, same, "the demo files carry window 40/400");
+    assert_ne!(default, bone);
+    for bad in [
+        "?viewport=0,10",
+        "?viewport=10",
+        "?viewport=99999,10",
+        "?window=40,0",
+        "?window=nan,400",
+        "?quality=0&format=jpeg",
+        "?format=gif",
+    ] {
+        let res = get(bad).await;
+        assert_eq!(res.status(), 400, "{bad}");
+        let body: serde_json::Value = res.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "invalid_render_request", "{bad}");
+    }
+}
