@@ -88,6 +88,8 @@ pub async fn build(
 pub struct Running {
     pub addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
+    /// The DICOM listener, if `dicom_listen` is set.
+    pub dicom_addr: Option<SocketAddr>,
     pub services: Arc<Services>,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -132,7 +134,21 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
                 .with_context(|| format!("cannot listen on {}", config.metrics_listen))?,
         )
     };
+    let dicom_listener = if config.dicom_listen.is_empty() {
+        None
+    } else {
+        Some(
+            tokio::net::TcpListener::bind(&config.dicom_listen)
+                .await
+                .with_context(|| format!("cannot listen on {}", config.dicom_listen))?,
+        )
+    };
     let services = Arc::new(build(config, clock, public_url).await?);
+    let dicom_addr = dicom_listener.as_ref().and_then(|l| l.local_addr().ok());
+    if let Some(listener) = dicom_listener {
+        tracing::info!(addr = %listener.local_addr()?, "DICOM listening");
+        tokio::spawn(crate::scp::serve(services.clone(), listener));
+    }
     let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
     if let Some(listener) = metrics_listener {
         let metrics = axum::Router::new().route(
@@ -158,6 +174,7 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
     Ok(Running {
         addr,
         metrics_addr,
+        dicom_addr,
         services,
         shutdown: tx,
         task,

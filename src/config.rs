@@ -39,6 +39,8 @@ pub struct Config {
     pub listen: String,
     /// Prometheus metrics listener; off when empty. Keep it off the public network.
     pub metrics_listen: String,
+    /// DICOM C-STORE/C-ECHO listener (`host:port`); empty: off.
+    pub dicom_listen: String,
     /// The address patients and staff use; links in letters start with it.
     pub public_url: String,
     /// `sqlite://...` or `postgres://...`; empty means SQLite in the data directory.
@@ -78,6 +80,7 @@ impl Default for Config {
             data_dir: PathBuf::from("lichtkasten-data"),
             listen: "127.0.0.1:8080".into(),
             metrics_listen: String::new(),
+            dicom_listen: String::new(),
             public_url: String::new(),
             database_url: Secret::default(),
             keys_dir: None,
@@ -146,6 +149,9 @@ impl Config {
         }
         if let Some(v) = env_var("LICHTKASTEN_METRICS_LISTEN") {
             self.metrics_listen = v;
+        }
+        if let Some(v) = env_var("LICHTKASTEN_DICOM_LISTEN") {
+            self.dicom_listen = v;
         }
         if let Some(v) = env_var("LICHTKASTEN_PUBLIC_URL") {
             self.public_url = v;

@@ -27,6 +27,18 @@ pub async fn set_up(running: &Running) -> anyhow::Result<String> {
     )
     .await?;
     let client = admin::create_api_client(svc, &practice.practice_id, "Demo RIS").await?;
+    // The first demo practice is LICHTKASTEN; more in one database get their own.
+    let ae_title = if username == "demo-admin" {
+        "LICHTKASTEN".to_string()
+    } else {
+        format!(
+            "LK-{}",
+            &crate::domain::new_id(&mut rng)[..8].to_uppercase()
+        )
+    };
+    svc.db
+        .set_dicom_node(&practice.practice_id, Some(&ae_title), &["*".to_string()])
+        .await?;
     let spec = StudySpec::demo(&mut rng);
     let files = demo_study(&mut rng, &spec, 12, 256)
         .into_iter()
@@ -80,6 +92,8 @@ pub async fn set_up(running: &Running) -> anyhow::Result<String> {
         "api_client_id": client.client_id,
         "api_client_secret": client.client_secret,
         "study_id": study.id,
+        "dicom_port": running.dicom_addr.map(|a| a.port()),
+        "dicom_ae_title": ae_title,
     })
     .to_string())
 }

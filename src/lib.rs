@@ -20,6 +20,7 @@ pub mod keys;
 pub mod letters;
 pub mod metrics;
 pub mod purge;
+pub mod scp;
 pub mod studies;
 pub mod users;
 pub mod web;

@@ -79,6 +79,16 @@ enum PracticeCommand {
         #[arg(long, default_value = ".")]
         letter_dir: PathBuf,
     },
+    /// Set the practice's DICOM node: the AE title its PACS sends to (empty: none) and
+    /// the calling AE titles accepted (comma-separated, `*` for any).
+    Dicom {
+        #[arg(long)]
+        practice: String,
+        #[arg(long)]
+        ae_title: String,
+        #[arg(long, default_value = "")]
+        calling: String,
+    },
     /// Add an API client to a practice; prints its id and secret once.
     ApiClient {
         #[arg(long)]
@@ -162,6 +172,10 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 }
             };
             config.listen = listen;
+            if config.dicom_listen.is_empty() {
+                // The demo takes PACS pushes at once, on a free port it prints.
+                config.dicom_listen = "127.0.0.1:0".into();
+            }
             // Browser tests move the demo's clock; a real server never reads this.
             let clock: Arc<dyn Clock> = match std::env::var_os("LICHTKASTEN_CLOCK_OFFSET_FILE") {
                 Some(path) => Arc::new(lichtkasten::clock::OffsetFileClock { path: path.into() }),
@@ -210,6 +224,28 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                     println!(
                         "{}",
                         serde_json::json!({"practice_id": created.practice_id, "admin_username": created.admin_username, "letter": path})
+                    );
+                }
+                PracticeCommand::Dicom {
+                    practice,
+                    ae_title,
+                    calling,
+                } => {
+                    let (title, calling) = lichtkasten::scp::parse_node(&ae_title, &calling)
+                        .map_err(|e| anyhow::anyhow!(e))?;
+                    anyhow::ensure!(
+                        svc.db.practice(&practice).await?.is_some(),
+                        "no practice with that id"
+                    );
+                    anyhow::ensure!(
+                        svc.db
+                            .set_dicom_node(&practice, title.as_deref(), &calling)
+                            .await?,
+                        "another practice already uses that AE title"
+                    );
+                    println!(
+                        "{}",
+                        serde_json::json!({"practice_id": practice, "dicom_ae_title": title, "calling_ae_titles": calling})
                     );
                 }
                 PracticeCommand::ApiClient { practice, name } => {

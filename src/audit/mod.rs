@@ -9,9 +9,15 @@ use crate::db::audit::NewAuditEvent;
 pub enum Actor {
     ApiClient(String),
     Staff(String),
-    Patient { grant_id: String },
-    Referrer { grant_id: String },
+    Patient {
+        grant_id: String,
+    },
+    Referrer {
+        grant_id: String,
+    },
     Operator,
+    /// A PACS or modality, by its calling AE title.
+    DicomNode(String),
 }
 
 impl Actor {
@@ -22,12 +28,13 @@ impl Actor {
             Actor::Patient { .. } => "patient",
             Actor::Referrer { .. } => "referrer",
             Actor::Operator => "operator",
+            Actor::DicomNode(_) => "dicom_node",
         }
     }
 
     pub fn id(&self) -> &str {
         match self {
-            Actor::ApiClient(id) | Actor::Staff(id) => id,
+            Actor::ApiClient(id) | Actor::Staff(id) | Actor::DicomNode(id) => id,
             Actor::Patient { grant_id } | Actor::Referrer { grant_id } => grant_id,
             Actor::Operator => "cli",
         }

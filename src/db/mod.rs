@@ -96,6 +96,11 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "downloads",
         sql: include_str!("../../migrations/sqlite/0010_downloads.sql"),
     },
+    Migration {
+        version: 11,
+        name: "dicom_nodes",
+        sql: include_str!("../../migrations/sqlite/0011_dicom_nodes.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -148,6 +153,11 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 10,
         name: "downloads",
         sql: include_str!("../../migrations/postgres/0010_downloads.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "dicom_nodes",
+        sql: include_str!("../../migrations/postgres/0011_dicom_nodes.sql"),
     },
 ];
 

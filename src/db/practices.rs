@@ -542,3 +542,76 @@ impl Db {
         })
     }
 }
+
+/// A practice's DICOM node as the C-STORE door sees it.
+#[derive(Debug, Clone)]
+pub struct DicomNode {
+    pub practice_id: String,
+    pub ae_title: String,
+    pub calling_ae_titles: Vec<String>,
+}
+
+/// The stored comma-separated list as titles.
+pub fn split_ae_titles(list: &str) -> Vec<String> {
+    list.split([',', ' ', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+impl Db {
+    pub async fn dicom_nodes(&self) -> DbResult<Vec<DicomNode>> {
+        let rows = sqlx::query(
+            "SELECT id, dicom_ae_title, dicom_calling_aes FROM practices WHERE dicom_ae_title IS NOT NULL",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DicomNode {
+                    practice_id: get_str(r, "id")?,
+                    ae_title: get_str(r, "dicom_ae_title")?,
+                    calling_ae_titles: split_ae_titles(&get_str(r, "dicom_calling_aes")?),
+                })
+            })
+            .collect()
+    }
+
+    /// The practice's node, or `None` if it has no AE title yet.
+    pub async fn dicom_node(&self, practice_id: &str) -> DbResult<Option<DicomNode>> {
+        Ok(self
+            .dicom_nodes()
+            .await?
+            .into_iter()
+            .find(|n| n.practice_id == practice_id))
+    }
+
+    /// Sets (or with `None` removes) the practice's AE title and accepted callers.
+    /// `false` if another practice has that title.
+    pub async fn set_dicom_node(
+        &self,
+        practice_id: &str,
+        ae_title: Option<&str>,
+        calling: &[String],
+    ) -> DbResult<bool> {
+        if let Some(title) = ae_title
+            && self
+                .dicom_nodes()
+                .await?
+                .iter()
+                .any(|n| n.ae_title == title && n.practice_id != practice_id)
+        {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE practices SET dicom_ae_title = $2, dicom_calling_aes = $3 WHERE id = $1",
+        )
+        .bind(practice_id)
+        .bind(ae_title)
+        .bind(calling.join(","))
+        .execute(self.pool())
+        .await?;
+        Ok(true)
+    }
+}

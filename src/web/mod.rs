@@ -172,6 +172,7 @@ pub fn router(svc: Arc<Services>) -> Router {
             "/practice/settings",
             get(practice_admin::get_settings).post(practice_admin::post_settings),
         )
+        .route("/practice/settings/dicom", post(practice_admin::post_dicom))
         .route(
             "/practice/settings/logo",
             post(practice_admin::post_logo).layer(DefaultBodyLimit::max(

@@ -372,6 +372,9 @@ struct SettingsPage {
     allow_forwarding: bool,
     referrer_findings_early: bool,
     downloads_default: bool,
+    dicom_ae_title: String,
+    dicom_calling: String,
+    dicom_listen: String,
     error: Option<String>,
 }
 
@@ -386,6 +389,7 @@ pub async fn get_settings(
         .practice_settings(&admin.practice_id)
         .await?
         .ok_or_else(WebError::not_found)?;
+    let node = svc.db.dicom_node(&admin.practice_id).await?;
     Ok(render(
         StatusCode::OK,
         &SettingsPage {
@@ -399,6 +403,14 @@ pub async fn get_settings(
             allow_forwarding: s.allow_forwarding,
             referrer_findings_early: s.referrer_findings_early,
             downloads_default: s.downloads_default,
+            dicom_ae_title: node
+                .as_ref()
+                .map(|n| n.ae_title.clone())
+                .unwrap_or_default(),
+            dicom_calling: node
+                .map(|n| n.calling_ae_titles.join(", "))
+                .unwrap_or_default(),
+            dicom_listen: svc.config.dicom_listen.clone(),
             error: None,
         },
     ))
@@ -453,11 +465,58 @@ pub async fn post_settings(
                 allow_forwarding: settings.allow_forwarding,
                 referrer_findings_early: settings.referrer_findings_early,
                 downloads_default: settings.downloads_default,
+                dicom_ae_title: String::new(),
+                dicom_calling: String::new(),
+                dicom_listen: svc.config.dicom_listen.clone(),
                 error: Some(msg.into()),
             },
         )),
         Err(e) => Err(admin_error(e)),
     }
+}
+
+#[derive(serde::Deserialize)]
+pub struct DicomForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    ae_title: String,
+    #[serde(default)]
+    calling: String,
+}
+
+/// Who: an admin. The practice's DICOM node: its AE title and accepted callers.
+pub async fn post_dicom(
+    State(svc): Svc,
+    AdminSession(admin): AdminSession,
+    Form(f): Form<DicomForm>,
+) -> Result<Response, WebError> {
+    check_csrf(&admin, &f.csrf)?;
+    if f.ae_title.len() > 64 || f.calling.len() > 2000 {
+        return Err(WebError::bad_request("invalid_dicom_node", "Too long."));
+    }
+    let (title, calling) = crate::scp::parse_node(&f.ae_title, &f.calling)
+        .map_err(|msg| WebError::bad_request("invalid_dicom_node", msg))?;
+    if !svc
+        .db
+        .set_dicom_node(&admin.practice_id, title.as_deref(), &calling)
+        .await?
+    {
+        return Err(WebError::bad_request(
+            "ae_title_taken",
+            "Another practice already uses this AE title.",
+        ));
+    }
+    crate::audit::record(
+        &svc,
+        &admin.practice_id,
+        &crate::audit::Actor::Staff(admin.user_id.clone()),
+        "practice.dicom_node",
+        None,
+        &format!("ae_title={}", title.as_deref().unwrap_or("-")),
+    )
+    .await?;
+    Ok(Redirect::to("/practice/settings").into_response())
 }
 
 #[derive(Template)]

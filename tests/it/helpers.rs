@@ -58,6 +58,7 @@ pub async fn test_config(dir: &std::path::Path) -> Config {
     let mut c = Config {
         data_dir: dir.join("data"),
         listen: "127.0.0.1:0".into(),
+        dicom_listen: "127.0.0.1:0".into(),
         max_upload_bytes: 64 * 1024 * 1024,
         ..Config::default()
     };

@@ -5,6 +5,7 @@
 mod bad_input;
 mod blob_store;
 mod demo_binary;
+mod dicom_door;
 mod downloads;
 mod findings;
 mod forwarding;

@@ -415,6 +415,49 @@ async fn api_clients_and_settings() {
     )
     .await;
     assert_eq!(res.status(), 400);
+
+    // The DICOM node: AE title and the callers it accepts.
+    let res = post_form(
+        &app,
+        "/practice/settings/dicom",
+        &admin,
+        &[
+            ("csrf", &csrf),
+            ("ae_title", "PRAXIS_NORD"),
+            ("calling", "PACS1, CT_2"),
+        ],
+    )
+    .await;
+    assert_eq!(res.status(), 303);
+    let practice = app.services().db.practices().await.expect("p")[0]
+        .id
+        .clone();
+    let node = app
+        .services()
+        .db
+        .dicom_node(&practice)
+        .await
+        .expect("db")
+        .expect("node");
+    assert_eq!(node.ae_title, "PRAXIS_NORD");
+    assert_eq!(node.calling_ae_titles, ["PACS1", "CT_2"]);
+    for (ae, calling) in [("<b>x</b>", ""), ("OK", "TOO-LONG-CALLING-AE")] {
+        let res = post_form(
+            &app,
+            "/practice/settings/dicom",
+            &admin,
+            &[("csrf", &csrf), ("ae_title", ae), ("calling", calling)],
+        )
+        .await;
+        assert_eq!(res.status(), 400, "{ae} {calling}");
+    }
+    let page = app
+        .get_with_cookie("/practice/settings", &admin)
+        .await
+        .text()
+        .await
+        .expect("settings");
+    assert!(page.contains("PRAXIS_NORD") && page.contains("PACS1, CT_2"));
 }
 
 /// A fresh full session for an admin who already changed the password and enrolled.

@@ -1,0 +1,314 @@
+//! The DICOM door: a C-STORE and C-ECHO service class provider, so a practice's PACS
+//! or modality can push studies. Each practice has a called AE title and a list of
+//! calling AE titles it accepts; anything else is rejected at association. Every
+//! received instance goes through the same ingest pipeline as uploads.
+
+pub mod command;
+
+use crate::app::Services;
+use crate::audit::Actor;
+use crate::studies::upload::UploadedFile;
+use bytes::Bytes;
+use command::Request;
+use dicom_ul::association::server::AccessControl;
+use dicom_ul::pdu::{
+    AssociationRJServiceUserReason, PDataValue, PDataValueType, Pdu, UserIdentity,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Largest instance taken over DICOM (same bound as a single upload).
+const MAX_INSTANCE_BYTES: usize = 512 * 1024 * 1024;
+const VERIFICATION: &str = "1.2.840.10008.1.1";
+
+/// Storage SOP classes accepted: CT, MR, CR, DX (both), MG (both), US (single and
+/// multi-frame), XA, NM, PET, secondary capture (all), encapsulated PDF.
+pub const STORAGE_SOP_CLASSES: &[&str] = &[
+    "1.2.840.10008.5.1.4.1.1.2",
+    "1.2.840.10008.5.1.4.1.1.2.1",
+    "1.2.840.10008.5.1.4.1.1.4",
+    "1.2.840.10008.5.1.4.1.1.4.1",
+    "1.2.840.10008.5.1.4.1.1.1",
+    "1.2.840.10008.5.1.4.1.1.1.1",
+    "1.2.840.10008.5.1.4.1.1.1.1.1",
+    "1.2.840.10008.5.1.4.1.1.1.2",
+    "1.2.840.10008.5.1.4.1.1.1.2.1",
+    "1.2.840.10008.5.1.4.1.1.6.1",
+    "1.2.840.10008.5.1.4.1.1.3.1",
+    "1.2.840.10008.5.1.4.1.1.12.1",
+    "1.2.840.10008.5.1.4.1.1.20",
+    "1.2.840.10008.5.1.4.1.1.128",
+    "1.2.840.10008.5.1.4.1.1.7",
+    "1.2.840.10008.5.1.4.1.1.7.1",
+    "1.2.840.10008.5.1.4.1.1.7.2",
+    "1.2.840.10008.5.1.4.1.1.7.3",
+    "1.2.840.10008.5.1.4.1.1.7.4",
+    "1.2.840.10008.5.1.4.1.1.104.1",
+];
+
+/// Called AE title → (practice, calling AE titles it accepts; `*` accepts any).
+type AeTable = HashMap<String, (String, Vec<String>)>;
+
+/// The practices' AE titles as they are when an association starts.
+struct PracticeAes(AeTable);
+
+impl AccessControl for PracticeAes {
+    fn check_access(
+        &self,
+        _this_ae_title: &str,
+        calling_ae_title: &str,
+        called_ae_title: &str,
+        _user_identity: Option<&UserIdentity>,
+    ) -> Result<(), AssociationRJServiceUserReason> {
+        let Some((_, allowed)) = self.0.get(called_ae_title.trim()) else {
+            return Err(AssociationRJServiceUserReason::CalledAETitleNotRecognized);
+        };
+        let calling = calling_ae_title.trim();
+        if allowed.iter().any(|a| a == "*" || a == calling) {
+            Ok(())
+        } else {
+            Err(AssociationRJServiceUserReason::CallingAETitleNotRecognized)
+        }
+    }
+}
+
+async fn ae_table(svc: &Services) -> Result<AeTable, crate::db::DbError> {
+    Ok(svc
+        .db
+        .dicom_nodes()
+        .await?
+        .into_iter()
+        .map(|n| (n.ae_title, (n.practice_id, n.calling_ae_titles)))
+        .collect())
+}
+
+/// Accepts associations until the task is dropped.
+pub async fn serve(svc: Arc<Services>, listener: tokio::net::TcpListener) {
+    loop {
+        let Ok((socket, peer)) = listener.accept().await else {
+            continue;
+        };
+        // Nagle's algorithm would hold back every small response.
+        let _ = socket.set_nodelay(true);
+        let svc = svc.clone();
+        tokio::spawn(async move {
+            if let Err(e) = association(&svc, socket).await {
+                tracing::info!(%peer, error = %e, "DICOM association ended with an error");
+            }
+        });
+    }
+}
+
+async fn association(svc: &Services, socket: tokio::net::TcpStream) -> anyhow::Result<()> {
+    let table = ae_table(svc).await?;
+    let mut options = dicom_ul::association::server::ServerAssociationOptions::new()
+        .ae_access_control(PracticeAes(table.clone()))
+        .ae_title("LICHTKASTEN")
+        .with_abstract_syntax(VERIFICATION);
+    for class in STORAGE_SOP_CLASSES {
+        options = options.with_abstract_syntax(*class);
+    }
+    let mut assoc = options.establish_async(socket).await?;
+    let called = assoc.called_ae_title().trim().to_string();
+    let Some((practice_id, _)) = table.get(&called).cloned() else {
+        return Ok(());
+    };
+    let calling = dicom_ul::association::Association::peer_ae_title(&assoc)
+        .trim()
+        .to_string();
+    let contexts: HashMap<u8, String> = assoc
+        .presentation_contexts()
+        .iter()
+        .map(|pc| (pc.id, pc.transfer_syntax.clone()))
+        .collect();
+    let mut command_bytes = Vec::new();
+    let mut data_bytes = Vec::new();
+    let mut pending: Option<(u8, Request)> = None;
+    loop {
+        match assoc.receive().await? {
+            Pdu::PData { data } => {
+                for pdv in data {
+                    let ctx_id = pdv.presentation_context_id;
+                    match pdv.value_type {
+                        PDataValueType::Command => {
+                            command_bytes.extend_from_slice(&pdv.data);
+                            if !pdv.is_last {
+                                continue;
+                            }
+                            let request = command::read(&std::mem::take(&mut command_bytes))
+                                .ok_or_else(|| anyhow::anyhow!("unreadable command"))?;
+                            if request.has_data_set {
+                                pending = Some((ctx_id, request));
+                                continue;
+                            }
+                            let status = if request.command_field == command::C_ECHO_RQ {
+                                command::STATUS_SUCCESS
+                            } else {
+                                command::STATUS_CANNOT_UNDERSTAND
+                            };
+                            respond(&mut assoc, ctx_id, &request, status).await?;
+                        }
+                        PDataValueType::Data => {
+                            if data_bytes.len() + pdv.data.len() > MAX_INSTANCE_BYTES {
+                                anyhow::bail!("instance larger than the limit");
+                            }
+                            data_bytes.extend_from_slice(&pdv.data);
+                            if !pdv.is_last {
+                                continue;
+                            }
+                            let Some((cmd_ctx, request)) = pending.take() else {
+                                anyhow::bail!("data set without a command");
+                            };
+                            let transfer_syntax =
+                                contexts.get(&cmd_ctx).cloned().unwrap_or_default();
+                            let status = if request.command_field != command::C_STORE_RQ {
+                                command::STATUS_CANNOT_UNDERSTAND
+                            } else {
+                                store(
+                                    svc,
+                                    &practice_id,
+                                    &calling,
+                                    &request,
+                                    &transfer_syntax,
+                                    std::mem::take(&mut data_bytes),
+                                )
+                                .await
+                            };
+                            data_bytes.clear();
+                            respond(&mut assoc, cmd_ctx, &request, status).await?;
+                        }
+                    }
+                }
+            }
+            Pdu::ReleaseRQ => {
+                assoc.send(&Pdu::ReleaseRP).await?;
+                return Ok(());
+            }
+            Pdu::AbortRQ { .. } => return Ok(()),
+            _ => {}
+        }
+    }
+}
+
+async fn respond<S>(
+    assoc: &mut dicom_ul::association::server::AsyncServerAssociation<S>,
+    ctx_id: u8,
+    request: &Request,
+    status: u16,
+) -> anyhow::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
+    assoc
+        .send(&Pdu::PData {
+            data: vec![PDataValue {
+                presentation_context_id: ctx_id,
+                value_type: PDataValueType::Command,
+                is_last: true,
+                data: command::response(request, status),
+            }],
+        })
+        .await?;
+    Ok(())
+}
+
+/// One received instance: made a Part 10 file (its meta from the association) and
+/// ingested like an upload. Returns the DIMSE status.
+async fn store(
+    svc: &Services,
+    practice_id: &str,
+    calling_ae: &str,
+    request: &Request,
+    transfer_syntax: &str,
+    data_set: Vec<u8>,
+) -> u16 {
+    if !STORAGE_SOP_CLASSES.contains(&request.sop_class_uid.as_str()) {
+        return command::STATUS_SOP_CLASS_NOT_SUPPORTED;
+    }
+    let meta = dicom_object::meta::FileMetaTableBuilder::new()
+        .transfer_syntax(transfer_syntax)
+        .media_storage_sop_class_uid(request.sop_class_uid.as_str())
+        .media_storage_sop_instance_uid(request.sop_instance_uid.as_str())
+        .build();
+    let Ok(meta) = meta else {
+        return command::STATUS_CANNOT_UNDERSTAND;
+    };
+    let mut file = vec![0u8; 128];
+    file.extend_from_slice(b"DICM");
+    if meta.write(&mut file).is_err() {
+        return command::STATUS_CANNOT_UNDERSTAND;
+    }
+    file.extend(data_set);
+    let report = crate::studies::ingest::ingest_files(
+        svc,
+        practice_id,
+        &Actor::DicomNode(calling_ae.to_string()),
+        vec![UploadedFile {
+            name: "instance".into(),
+            bytes: Bytes::from(file),
+        }],
+        Vec::new(),
+    )
+    .await;
+    match report {
+        Ok(r) if r.rejected.is_empty() => command::STATUS_SUCCESS,
+        Ok(r) => match r.rejected[0].code.as_str() {
+            "patient_mismatch" => command::STATUS_DATASET_MISMATCH,
+            "storage_error" => command::STATUS_OUT_OF_RESOURCES,
+            _ => command::STATUS_CANNOT_UNDERSTAND,
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "DICOM store failed");
+            command::STATUS_OUT_OF_RESOURCES
+        }
+    }
+}
+
+fn valid_ae_title(s: &str) -> bool {
+    (1..=16).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b' ' | b'_' | b'-' | b'.'))
+}
+
+/// Checks a practice's DICOM settings as typed: the AE title (empty: the door is
+/// closed for this practice) and the calling AE titles (comma-separated, `*` for any).
+pub fn parse_node(
+    ae_title: &str,
+    calling: &str,
+) -> Result<(Option<String>, Vec<String>), &'static str> {
+    let ae_title = ae_title.trim();
+    let calling = crate::db::practices::split_ae_titles(calling);
+    if calling.len() > 50 {
+        return Err("At most 50 calling AE titles.");
+    }
+    if calling.iter().any(|c| c != "*" && !valid_ae_title(c)) {
+        return Err("Calling AE titles have 1–16 characters: letters, digits, space, _ - or .");
+    }
+    if ae_title.is_empty() {
+        return Ok((None, calling));
+    }
+    if !valid_ae_title(ae_title) {
+        return Err("The AE title has 1–16 characters: letters, digits, space, _ - or .");
+    }
+    Ok((Some(ae_title.to_string()), calling))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_settings_are_checked() {
+        assert_eq!(
+            parse_node(" PRAXIS ", "PACS1, MODALITY_2"),
+            Ok((
+                Some("PRAXIS".into()),
+                vec!["PACS1".to_string(), "MODALITY_2".to_string()]
+            ))
+        );
+        assert_eq!(parse_node("", "*"), Ok((None, vec!["*".to_string()])));
+        assert!(parse_node("WAY-TOO-LONG-AE-TITLE", "").is_err());
+        assert!(parse_node("OK", "BAD\\TITLE").is_err());
+        assert!(parse_node("<script>", "").is_err());
+    }
+}
