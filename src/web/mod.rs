@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod dicomweb;
 pub mod docs;
 pub mod error;
 pub mod extract;
@@ -55,6 +56,21 @@ pub fn router(svc: Arc<Services>) -> Router {
         .route(
             "/api/v1/studies/{id}/patient-letter.pdf",
             get(api::get_patient_letter),
+        )
+        // DICOMweb (STOW-RS, QIDO-RS): the practice's API clients
+        .route(
+            "/dicomweb/studies",
+            get(dicomweb::get_studies)
+                .post(dicomweb::post_studies)
+                .layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route(
+            "/dicomweb/studies/{study}/series",
+            get(dicomweb::get_series),
+        )
+        .route(
+            "/dicomweb/studies/{study}/series/{series}/instances",
+            get(dicomweb::get_instances),
         );
     let patient = Router::new()
         // anyone: sign-in pages (the grant's secrets decide)

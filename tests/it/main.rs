@@ -6,6 +6,7 @@ mod bad_input;
 mod blob_store;
 mod demo_binary;
 mod dicom_door;
+mod dicomweb;
 mod downloads;
 mod findings;
 mod forwarding;

@@ -24,6 +24,8 @@ async fn every_documented_operation_exists() {
             .replace("{id}", "0123456789abcdef0123456789abcdef")
             .replace("{frame}", "1")
             .replace("{page}", "1")
+            .replace("{study}", "1.2.3")
+            .replace("{series}", "1.2.3.4")
             .replace("{token}", "sometoken")
             .replace("{code}", "en");
         let method = reqwest::Method::from_bytes(op.method.as_bytes()).expect("method");

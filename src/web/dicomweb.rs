@@ -1,0 +1,417 @@
+//! DICOMweb for a practice's RIS or PACS (PS3.18): STOW-RS stores instances sent as
+//! `multipart/related; type="application/dicom"` through the one ingest pipeline;
+//! QIDO-RS searches the caller's practice only. Both take API bearer tokens.
+
+use super::error::WebError;
+use super::extract::ApiCaller;
+use crate::app::Services;
+use crate::audit::Actor;
+use crate::studies::upload::UploadedFile;
+use crate::studies::view;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Svc = State<Arc<Services>>;
+
+/// Parts in one STOW request, like files in one upload.
+const MAX_PARTS: usize = 5000;
+/// Studies looked at for one QIDO search (their details are sealed, so the search
+/// opens them).
+const MAX_SEARCHED: i64 = 5000;
+/// PS3.18 failure reason: processing failure.
+const FAILURE_PROCESSING: u16 = 0x0110;
+/// PS3.18 failure reason: cannot understand.
+const FAILURE_CANNOT_UNDERSTAND: u16 = 0xC000;
+/// Data set does not match (here: another patient's study).
+const FAILURE_MISMATCH: u16 = 0xA900;
+
+fn dicom_json(body: Value, status: StatusCode) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/dicom+json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The boundary of a `multipart/related; type="application/dicom"` body.
+fn boundary(content_type: &str) -> Option<String> {
+    let lower = content_type.to_ascii_lowercase();
+    if !lower.starts_with("multipart/related") {
+        return None;
+    }
+    let params: Vec<&str> = content_type.split(';').map(str::trim).collect();
+    let value = |name: &str| {
+        params.iter().find_map(|p| {
+            let (k, v) = p.split_once('=')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().trim_matches('"').to_string())
+        })
+    };
+    let part_type = value("type").unwrap_or_default();
+    if !part_type.is_empty() && !part_type.eq_ignore_ascii_case("application/dicom") {
+        return None;
+    }
+    value("boundary").filter(|b| !b.is_empty() && b.len() <= 200)
+}
+
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|p| p + from)
+}
+
+/// The parts' bodies (with their declared content type), or `None` if the body is not
+/// well-formed multipart.
+fn parts(body: &Bytes, boundary: &str) -> Option<Vec<(String, Bytes)>> {
+    let delimiter = format!("--{boundary}");
+    let mut out = Vec::new();
+    let mut at = find(body, delimiter.as_bytes(), 0)? + delimiter.len();
+    loop {
+        if body.get(at..at + 2) == Some(b"--") {
+            return Some(out);
+        }
+        let headers_start = find(body, b"\r\n", at)? + 2;
+        let headers_end = find(body, b"\r\n\r\n", headers_start - 2)?;
+        let headers = std::str::from_utf8(&body[headers_start..headers_end]).ok()?;
+        let content_type = headers
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.trim()
+                    .eq_ignore_ascii_case("content-type")
+                    .then(|| v.trim().to_ascii_lowercase())
+            })
+            .unwrap_or_default();
+        let data_start = headers_end + 4;
+        let next = find(body, format!("\r\n{delimiter}").as_bytes(), data_start)?;
+        out.push((content_type, body.slice(data_start..next)));
+        if out.len() > MAX_PARTS {
+            return None;
+        }
+        at = next + 2 + delimiter.len();
+    }
+}
+
+fn sop_item(class: &str, instance: &str) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    if !class.is_empty() {
+        m.insert("00081150".into(), json!({"vr": "UI", "Value": [class]}));
+    }
+    if !instance.is_empty() {
+        m.insert("00081155".into(), json!({"vr": "UI", "Value": [instance]}));
+    }
+    m
+}
+
+/// Who: the practice's API clients (bearer token). STOW-RS: stores the instances of
+/// the body; answers which were stored and which failed, and why.
+pub async fn post_studies(
+    State(svc): Svc,
+    caller: ApiCaller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, WebError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(boundary) = boundary(content_type) else {
+        return Err(WebError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send multipart/related; type=\"application/dicom\".",
+        ));
+    };
+    let max = crate::studies::upload_limit(&svc, &caller.practice_id).await?;
+    if body.len() as u64 > max {
+        return Err(WebError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "upload_too_large",
+            format!("Uploads are limited to {max} bytes."),
+        ));
+    }
+    let parts = parts(&body, &boundary).ok_or_else(|| {
+        WebError::bad_request("malformed_multipart", "The multipart body cannot be read.")
+    })?;
+    let mut failed = Vec::new();
+    let mut files = Vec::new();
+    // part name → (SOP class, SOP instance) for the answer.
+    let mut uids: HashMap<String, (String, String)> = HashMap::new();
+    for (n, (part_type, bytes)) in parts.into_iter().enumerate() {
+        let name = format!("part-{}", n + 1);
+        if !part_type.is_empty() && !part_type.starts_with("application/dicom") {
+            let mut item = sop_item("", "");
+            item.insert(
+                "00081197".into(),
+                json!({"vr": "US", "Value": [FAILURE_CANNOT_UNDERSTAND]}),
+            );
+            failed.push(item);
+            continue;
+        }
+        if let Ok(p) = crate::dicom::parse::normalize_preamble(&bytes)
+            .and_then(|b| crate::dicom::parse::parse(&b))
+        {
+            uids.insert(name.clone(), (p.sop_class_uid, p.sop_instance_uid));
+        }
+        files.push(UploadedFile { name, bytes });
+    }
+    let report = crate::studies::ingest::ingest_files(
+        &svc,
+        &caller.practice_id,
+        &Actor::ApiClient(caller.client_id.clone()),
+        files.clone(),
+        Vec::new(),
+    )
+    .await?;
+    let rejected: HashMap<&str, &str> = report
+        .rejected
+        .iter()
+        .map(|r| (r.file.as_str(), r.code.as_str()))
+        .collect();
+    let mut stored = Vec::new();
+    for f in &files {
+        let (class, instance) = uids.get(&f.name).cloned().unwrap_or_default();
+        let mut item = sop_item(&class, &instance);
+        match rejected.get(f.name.as_str()) {
+            Some(code) => {
+                let reason = match *code {
+                    "patient_mismatch" => FAILURE_MISMATCH,
+                    "storage_error" => FAILURE_PROCESSING,
+                    _ => FAILURE_CANNOT_UNDERSTAND,
+                };
+                item.insert("00081197".into(), json!({"vr": "US", "Value": [reason]}));
+                failed.push(item);
+            }
+            None => stored.push(Value::Object(item)),
+        }
+    }
+    let failed: Vec<Value> = failed.into_iter().map(Value::Object).collect();
+    let mut answer = serde_json::Map::new();
+    if !stored.is_empty() {
+        answer.insert("00081199".into(), json!({"vr": "SQ", "Value": stored}));
+    }
+    if !failed.is_empty() {
+        answer.insert("00081198".into(), json!({"vr": "SQ", "Value": failed}));
+    }
+    let status = match (stored.is_empty(), failed.is_empty()) {
+        (false, true) => StatusCode::OK,
+        (false, false) => StatusCode::ACCEPTED,
+        (true, _) => StatusCode::CONFLICT,
+    };
+    Ok(dicom_json(Value::Object(answer), status))
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct QidoQuery {
+    #[serde(rename = "PatientID")]
+    patient_id: Option<String>,
+    #[serde(rename = "PatientName")]
+    patient_name: Option<String>,
+    #[serde(rename = "StudyInstanceUID")]
+    study_uid: Option<String>,
+    #[serde(rename = "StudyDate")]
+    study_date: Option<String>,
+    #[serde(rename = "AccessionNumber")]
+    accession: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+fn tag(vr: &str, value: &str) -> Value {
+    if value.is_empty() {
+        json!({"vr": vr})
+    } else if vr == "PN" {
+        json!({"vr": vr, "Value": [{"Alphabetic": value}]})
+    } else {
+        json!({"vr": vr, "Value": [value]})
+    }
+}
+
+/// DICOM date range `A-B`, `A-`, `-B` or one date.
+fn date_matches(range: &str, date: &str) -> bool {
+    match range.split_once('-') {
+        Some((from, to)) => (from.is_empty() || date >= from) && (to.is_empty() || date <= to),
+        None => date == range,
+    }
+}
+
+/// `*` and `?` wildcards, case- and umlaut-insensitive like the portal's search.
+fn name_matches(pattern: &str, name: &str) -> bool {
+    fn m(p: &[char], n: &[char]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some('*'), _) => m(&p[1..], n) || (!n.is_empty() && m(p, &n[1..])),
+            (Some('?'), Some(_)) => m(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => m(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = view::fold_text(pattern).chars().take(64).collect();
+    let n: Vec<char> = view::fold_text(name).chars().collect();
+    m(&p, &n)
+}
+
+/// Who: the practice's API clients. QIDO-RS: the practice's studies matching the
+/// query (PatientID, PatientName with wildcards, StudyInstanceUID, StudyDate range,
+/// AccessionNumber; limit and offset).
+pub async fn get_studies(
+    State(svc): Svc,
+    caller: ApiCaller,
+    Query(q): Query<QidoQuery>,
+) -> Result<Response, WebError> {
+    let mut all = Vec::new();
+    let mut offset = 0;
+    loop {
+        let page = view::list(&svc, &caller.practice_id, 500, offset).await?;
+        let n = page.len() as i64;
+        all.extend(page);
+        offset += n;
+        if n < 500 || offset >= MAX_SEARCHED {
+            break;
+        }
+    }
+    let matches: Vec<Value> = all
+        .into_iter()
+        .filter(|s| q.patient_id.as_ref().is_none_or(|v| &s.patient_id == v))
+        .filter(|s| q.study_uid.as_ref().is_none_or(|v| &s.study_uid == v))
+        .filter(|s| q.accession.as_ref().is_none_or(|v| &s.accession == v))
+        .filter(|s| q.study_date.as_ref().is_none_or(|v| date_matches(v, &s.study_date)))
+        .filter(|s| {
+            q.patient_name
+                .as_ref()
+                .is_none_or(|v| name_matches(v, &s.patient_name))
+        })
+        .skip(q.offset.unwrap_or(0))
+        .take(q.limit.unwrap_or(100).clamp(1, 1000))
+        .map(|s| {
+            json!({
+                "00080020": tag("DA", &s.study_date),
+                "00080050": tag("SH", &s.accession),
+                "00080061": {"vr": "CS", "Value": s.modalities.split(['\\', ',']).filter(|m| !m.is_empty()).collect::<Vec<_>>()},
+                "00081030": tag("LO", &s.description),
+                "00100010": tag("PN", &s.patient_name),
+                "00100020": tag("LO", &s.patient_id),
+                "00100030": tag("DA", &s.patient_birth_date),
+                "0020000D": tag("UI", &s.study_uid),
+                "00201208": {"vr": "IS", "Value": [s.instance_count]},
+            })
+        })
+        .collect();
+    Ok(dicom_json(Value::Array(matches), StatusCode::OK))
+}
+
+async fn study_by_uid(
+    svc: &Services,
+    practice_id: &str,
+    study_uid: &str,
+) -> Result<view::StudyDetail, WebError> {
+    if study_uid.is_empty()
+        || study_uid.len() > 64
+        || !study_uid.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    {
+        return Err(WebError::not_found());
+    }
+    let Some(row) = svc.db.study_key_by_uid(practice_id, study_uid).await? else {
+        return Err(WebError::not_found());
+    };
+    Ok(view::detail(svc, practice_id, &row.id).await?)
+}
+
+/// Who: the practice's API clients. QIDO-RS: the series of one of its studies.
+pub async fn get_series(
+    State(svc): Svc,
+    caller: ApiCaller,
+    Path(study_uid): Path<String>,
+) -> Result<Response, WebError> {
+    let detail = study_by_uid(&svc, &caller.practice_id, &study_uid).await?;
+    let out: Vec<Value> = detail
+        .series
+        .iter()
+        .map(|s| {
+            json!({
+                "0020000D": tag("UI", &detail.study.study_uid),
+                "0020000E": tag("UI", &s.series.series_uid),
+                "00080060": tag("CS", &s.series.modality),
+                "0008103E": tag("LO", &s.series.description),
+                "00200011": {"vr": "IS", "Value": [s.series.series_number]},
+                "00201209": {"vr": "IS", "Value": [s.instances.len()]},
+            })
+        })
+        .collect();
+    Ok(dicom_json(Value::Array(out), StatusCode::OK))
+}
+
+/// Who: the practice's API clients. QIDO-RS: the instances of one series.
+pub async fn get_instances(
+    State(svc): Svc,
+    caller: ApiCaller,
+    Path((study_uid, series_uid)): Path<(String, String)>,
+) -> Result<Response, WebError> {
+    let detail = study_by_uid(&svc, &caller.practice_id, &study_uid).await?;
+    let series = detail
+        .series
+        .iter()
+        .find(|s| s.series.series_uid == series_uid)
+        .ok_or_else(WebError::not_found)?;
+    let out: Vec<Value> = series
+        .instances
+        .iter()
+        .map(|i| {
+            json!({
+                "0020000D": tag("UI", &detail.study.study_uid),
+                "0020000E": tag("UI", &series.series.series_uid),
+                "00080016": tag("UI", &i.sop_class_uid),
+                "00080018": tag("UI", &i.sop_uid),
+                "00200013": {"vr": "IS", "Value": [i.instance_number]},
+                "00280010": {"vr": "US", "Value": [i.rows]},
+                "00280011": {"vr": "US", "Value": [i.columns]},
+                "00280008": {"vr": "IS", "Value": [i.frames]},
+            })
+        })
+        .collect();
+    Ok(dicom_json(Value::Array(out), StatusCode::OK))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipart_related_is_split_into_parts() {
+        let body = Bytes::from_static(
+            b"--b1\r\nContent-Type: application/dicom\r\n\r\nAAA\r\n--b1\r\nContent-Type: application/dicom\r\n\r\nB\r\nB\r\n--b1--\r\n",
+        );
+        let p = parts(&body, "b1").expect("parts");
+        assert_eq!(p.len(), 2);
+        assert_eq!(&p[0].1[..], b"AAA");
+        assert_eq!(&p[1].1[..], b"B\r\nB");
+        assert!(parts(&Bytes::from_static(b"no parts here"), "b1").is_none());
+        assert_eq!(
+            boundary("multipart/related; type=\"application/dicom\"; boundary=\"x y\""),
+            Some("x y".into())
+        );
+        assert_eq!(
+            boundary("multipart/related; type=\"application/json\"; boundary=x"),
+            None
+        );
+        assert_eq!(boundary("application/dicom"), None);
+    }
+
+    #[test]
+    fn query_matching() {
+        assert!(name_matches("mül*", "Müller^Jürgen"));
+        assert!(name_matches("MUELLER*", "Müller^Jürgen"));
+        assert!(!name_matches("Meier*", "Müller^Jürgen"));
+        assert!(date_matches("20260101-20261231", "20261120"));
+        assert!(date_matches("-20261231", "20261120"));
+        assert!(!date_matches("20270101-", "20261120"));
+    }
+}
