@@ -203,6 +203,17 @@ fn short_pixel_data() -> DicomError {
     DicomError::Malformed("pixel data shorter than its dimensions".into())
 }
 
+/// The usual CT windows (centre, width in Hounsfield units) by name.
+pub fn window_preset(name: &str) -> Option<(f64, f64)> {
+    match name {
+        "soft" => Some((40.0, 400.0)),
+        "lung" => Some((-600.0, 1500.0)),
+        "bone" => Some((400.0, 1800.0)),
+        "brain" => Some((40.0, 80.0)),
+        _ => None,
+    }
+}
+
 /// What the caller asks of a render beyond the frame.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RenderOptions {
@@ -271,20 +282,30 @@ fn render_full(
                 .iter()
                 .map(|v| *v as f64 * slope + intercept)
                 .collect();
-            let window = match (
-                window_override,
+            let file_window = match (
                 float(&obj, tags::WINDOW_CENTER),
                 float(&obj, tags::WINDOW_WIDTH),
             ) {
-                (Some((c, w)), _, _) if w >= 1.0 && c.is_finite() && w.is_finite() => (c, w),
-                (_, Some(c), Some(w)) if w >= 1.0 => (c, w),
-                _ => auto_window(&values),
+                (Some(c), Some(w)) if w >= 1.0 => Some((c, w)),
+                _ => None,
             };
+            // Asked for, else the file's window, else its VOI LUT, else automatic.
+            let voi_lut = match (window_override, file_window) {
+                (None, None) => voi_lut(&obj),
+                _ => None,
+            };
+            let window = window_override
+                .filter(|(c, w)| *w >= 1.0 && c.is_finite() && w.is_finite())
+                .or(file_window)
+                .unwrap_or_else(|| auto_window(&values));
             let invert = s.photometric == "MONOCHROME1";
             let pixels = values
                 .iter()
                 .map(|v| {
-                    let g = voi_linear(*v, window.0, window.1);
+                    let g = match &voi_lut {
+                        Some(lut) => lut.look_up(v.round() as i64),
+                        None => voi_linear(*v, window.0, window.1),
+                    };
                     if invert { 255 - g } else { g }
                 })
                 .collect();
@@ -407,6 +428,43 @@ impl Palette {
         let i = (v - self.first).clamp(0, self.entries.len() as i64 - 1);
         self.entries[i as usize]
     }
+}
+
+/// The first VOI LUT of the file's VOI LUT Sequence, scaled to 8 bits.
+fn voi_lut(obj: &dicom_object::DefaultDicomObject) -> Option<Palette> {
+    let items = obj.element(tags::VOILUT_SEQUENCE).ok()?.items()?;
+    let item = items.first()?;
+    let d: Vec<i64> = item
+        .element(tags::LUT_DESCRIPTOR)
+        .ok()?
+        .to_multi_int::<i64>()
+        .ok()?;
+    if d.len() != 3 || !(8..=16).contains(&d[2]) {
+        return None;
+    }
+    let count = if d[0] == 0 { 65_536 } else { d[0] as usize };
+    // The first mapped value follows the pixel representation; small tables as sent.
+    let first = if d[1] > 32_767 { d[1] - 65_536 } else { d[1] };
+    let bits = d[2] as u32;
+    let bytes = item.element(tags::LUT_DATA).ok()?.to_bytes().ok()?;
+    let max = f64::from((1u32 << bits) - 1);
+    let raw: Vec<u32> = if bits == 8 && bytes.len() == count {
+        bytes.iter().map(|&b| u32::from(b)).collect()
+    } else {
+        bytes
+            .chunks_exact(2)
+            .take(count)
+            .map(|c| u32::from(u16::from_le_bytes([c[0], c[1]])))
+            .collect()
+    };
+    if raw.len() != count {
+        return None;
+    }
+    let entries = raw
+        .iter()
+        .map(|&v| (f64::from(v) * 255.0 / max).round().clamp(0.0, 255.0) as u8)
+        .collect();
+    Some(Palette { first, entries })
 }
 
 fn palette(
@@ -671,5 +729,46 @@ mod tests {
         assert_eq!((half.width, half.height), (2, 1));
         assert_eq!(half.pixels, vec![100, 100]);
         assert_eq!(image.fit_within(100, 100), image);
+    }
+
+    #[test]
+    fn a_voi_lut_sequence_is_applied_when_the_file_has_no_window() {
+        use dicom_core::value::{DataSetSequence, PrimitiveValue};
+        use dicom_core::{DataElement, VR};
+        // 8-bit MONOCHROME2 with values 0 and 1; the LUT maps 0 → 4095 and 1 → 0.
+        let mut bytes = tiny("MONOCHROME2", 1, vec![0, 1], &[]);
+        let mut obj =
+            dicom_object::from_reader(std::io::Cursor::new(bytes[128..].to_vec())).expect("read");
+        let mut item = dicom_object::InMemDicomObject::new_empty();
+        item.put(DataElement::new(
+            tags::LUT_DESCRIPTOR,
+            VR::US,
+            PrimitiveValue::U16(vec![2, 0, 12].into()),
+        ));
+        item.put(DataElement::new(
+            tags::LUT_DATA,
+            VR::OW,
+            PrimitiveValue::U16(vec![4095, 0].into()),
+        ));
+        obj.put(DataElement::new(
+            tags::VOILUT_SEQUENCE,
+            VR::SQ,
+            DataSetSequence::from(vec![item]),
+        ));
+        bytes.truncate(0);
+        obj.write_all(&mut bytes).expect("write");
+        let r = render_frame(&bytes, 0).expect("render");
+        assert_eq!(r.pixels, vec![255, 0], "the LUT, not the automatic window");
+        // A window asked for wins over the LUT.
+        let r = render_frame_with(
+            &bytes,
+            0,
+            RenderOptions {
+                window: Some((10.0, 2.0)),
+                viewport: None,
+            },
+        )
+        .expect("render");
+        assert_eq!(r.pixels, vec![0, 0], "both values lie below that window");
     }
 }

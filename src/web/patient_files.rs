@@ -92,7 +92,8 @@ pub async fn get_study_zip(
 }
 
 /// Query of a rendered frame, after DICOMweb's Retrieve Rendered: `viewport=W,H`
-/// (fit inside, never enlarged), `window=C,W` (centre and width in modality units),
+/// (fit inside, never enlarged), `window=C,W` (centre and width in modality units,
+/// or a CT preset: `soft`, `lung`, `bone`, `brain`),
 /// `quality=1..100` (JPEG); the format is JPEG when asked (`format=jpeg` or
 /// `Accept: image/jpeg`), else the exact PNG.
 #[derive(serde::Deserialize, Default)]
@@ -132,9 +133,14 @@ pub fn render_request(
     };
     let window = match q.window.as_deref() {
         None => None,
-        Some(v) => match pair(v) {
-            Some((c, w)) if c.abs() <= 1e7 && (1.0..=1e7).contains(&w) => Some((c, w)),
-            _ => return Err(bad("window is centre,width with a width of at least 1.")),
+        Some(v) => match (crate::dicom::render::window_preset(v), pair(v)) {
+            (Some(preset), _) => Some(preset),
+            (None, Some((c, w))) if c.abs() <= 1e7 && (1.0..=1e7).contains(&w) => Some((c, w)),
+            _ => {
+                return Err(bad(
+                    "window is centre,width (width at least 1) or one of soft, lung, bone, brain.",
+                ));
+            }
         },
     };
     let wants_jpeg = match q.format.as_deref() {

@@ -254,12 +254,17 @@ async fn rendered_frames_take_a_size_a_window_and_a_format() {
     let bone = get("?window=500,2000").await.bytes().await.expect("png");
     assert_eq!(default, same, "the demo files carry window 40/400");
     assert_ne!(default, bone);
+    let soft = get("?window=soft").await.bytes().await.expect("png");
+    assert_eq!(soft, default, "the soft-tissue preset is 40/400");
+    let lung = get("?window=lung").await.bytes().await.expect("png");
+    assert_ne!(lung, default);
     for bad in [
         "?viewport=0,10",
         "?viewport=10",
         "?viewport=99999,10",
         "?window=40,0",
         "?window=nan,400",
+        "?window=liver",
         "?quality=0&format=jpeg",
         "?format=gif",
     ] {
