@@ -16,6 +16,7 @@ mod journey;
 mod keys;
 mod letters;
 mod load;
+mod malformed;
 mod openapi;
 mod practice_admin;
 mod refusals;
