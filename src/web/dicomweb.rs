@@ -380,6 +380,88 @@ pub async fn get_instances(
     Ok(dicom_json(Value::Array(out), StatusCode::OK))
 }
 
+/// Who: the practice's API clients. WADO-RS Retrieve Rendered: one frame (from 1) of
+/// an instance of the practice's study, with `viewport`, `window` (or a preset),
+/// `quality` and JPEG or PNG by `Accept`, like the viewer's images.
+pub async fn get_rendered_frame(
+    State(svc): Svc,
+    caller: ApiCaller,
+    Path((study_uid, series_uid, sop_uid, frame)): Path<(String, String, String, u32)>,
+    Query(q): Query<super::patient_files::RenderQuery>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    if frame == 0 {
+        return Err(WebError::not_found());
+    }
+    rendered(
+        &svc,
+        &caller,
+        (&study_uid, &series_uid, &sop_uid),
+        frame - 1,
+        &q,
+        &headers,
+    )
+    .await
+}
+
+/// Who: the practice's API clients. WADO-RS Retrieve Rendered of an instance (its
+/// first frame).
+pub async fn get_rendered_instance(
+    State(svc): Svc,
+    caller: ApiCaller,
+    Path((study_uid, series_uid, sop_uid)): Path<(String, String, String)>,
+    Query(q): Query<super::patient_files::RenderQuery>,
+    headers: HeaderMap,
+) -> Result<Response, WebError> {
+    rendered(
+        &svc,
+        &caller,
+        (&study_uid, &series_uid, &sop_uid),
+        0,
+        &q,
+        &headers,
+    )
+    .await
+}
+
+async fn rendered(
+    svc: &Services,
+    caller: &ApiCaller,
+    (study_uid, series_uid, sop_uid): (&str, &str, &str),
+    frame: u32,
+    q: &super::patient_files::RenderQuery,
+    headers: &HeaderMap,
+) -> Result<Response, WebError> {
+    let (options, format) = super::patient_files::render_request(q, headers)?;
+    let detail = study_by_uid(svc, &caller.practice_id, study_uid).await?;
+    let instance = detail
+        .series
+        .iter()
+        .filter(|s| s.series.series_uid == series_uid)
+        .flat_map(|s| s.instances.iter())
+        .find(|i| i.sop_uid == sop_uid)
+        .ok_or_else(WebError::not_found)?;
+    if i64::from(frame) >= instance.frames.max(1) {
+        return Err(WebError::not_found());
+    }
+    let image = view::render_image(
+        svc,
+        &caller.practice_id,
+        &detail.study.id,
+        &instance.id,
+        frame,
+        options,
+        format,
+    )
+    .await?;
+    let mut res = ([(header::CONTENT_TYPE, format.media_type())], image).into_response();
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("private, no-store"),
+    );
+    Ok(res)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -71,6 +71,14 @@ pub fn router(svc: Arc<Services>) -> Router {
         .route(
             "/dicomweb/studies/{study}/series/{series}/instances",
             get(dicomweb::get_instances),
+        )
+        .route(
+            "/dicomweb/studies/{study}/series/{series}/instances/{instance}/rendered",
+            get(dicomweb::get_rendered_instance),
+        )
+        .route(
+            "/dicomweb/studies/{study}/series/{series}/instances/{instance}/frames/{frame}/rendered",
+            get(dicomweb::get_rendered_frame),
         );
     let patient = Router::new()
         // anyone: sign-in pages (the grant's secrets decide)

@@ -141,6 +141,59 @@ async fn stow_and_qido_with_dicomweb_client() {
         .expect("stow");
     assert_eq!(res.status(), 415);
 
+    // Retrieve Rendered: a frame as JPEG in a viewport, as PNG by default.
+    let detail: serde_json::Value = app
+        .get_api(
+            &token,
+            &format!("/dicomweb/studies/{}/series", spec.study_uid),
+        )
+        .await
+        .json()
+        .await
+        .expect("series");
+    let series_uid = detail[0]["0020000E"]["Value"][0]
+        .as_str()
+        .expect("series uid");
+    let instances: serde_json::Value = app
+        .get_api(
+            &token,
+            &format!(
+                "/dicomweb/studies/{}/series/{series_uid}/instances",
+                spec.study_uid
+            ),
+        )
+        .await
+        .json()
+        .await
+        .expect("instances");
+    let sop = instances[0]["00080018"]["Value"][0]
+        .as_str()
+        .expect("sop uid");
+    let base_path = format!(
+        "/dicomweb/studies/{}/series/{series_uid}/instances/{sop}",
+        spec.study_uid
+    );
+    let res = app
+        .http
+        .get(format!(
+            "{}{base_path}/frames/1/rendered?viewport=32,32&window=bone",
+            app.base
+        ))
+        .bearer_auth(&token)
+        .header("accept", "image/jpeg")
+        .send()
+        .await
+        .expect("rendered");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/jpeg");
+    let res = app.get_api(&token, &format!("{base_path}/rendered")).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/png");
+    let res = app
+        .get_api(&token, &format!("{base_path}/frames/9/rendered"))
+        .await;
+    assert_eq!(res.status(), 404, "no such frame");
+
     // Another practice's client sees nothing of it.
     let other = app.demo().await;
     let other_token = app.bearer(&other).await;
@@ -155,6 +208,10 @@ async fn stow_and_qido_with_dicomweb_client() {
             &other_token,
             &format!("/dicomweb/studies/{}/series", spec.study_uid),
         )
+        .await;
+    assert_eq!(res.status(), 404);
+    let res = app
+        .get_api(&other_token, &format!("{base_path}/rendered"))
         .await;
     assert_eq!(res.status(), 404);
     // And without a token, nothing at all.

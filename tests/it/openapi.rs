@@ -26,6 +26,7 @@ async fn every_documented_operation_exists() {
             .replace("{page}", "1")
             .replace("{study}", "1.2.3")
             .replace("{series}", "1.2.3.4")
+            .replace("{instance}", "1.2.3.4.5")
             .replace("{token}", "sometoken")
             .replace("{code}", "en");
         let method = reqwest::Method::from_bytes(op.method.as_bytes()).expect("method");
