@@ -184,12 +184,7 @@ pub async fn staff_letter(
         practice: crate::letters::PracticeHeader {
             name: &practice.name,
             address: &practice.address,
-            logo: svc
-                .db
-                .practice_logo(practice_id)
-                .await?
-                .as_deref()
-                .and_then(crate::letters::pdf::Jpeg::parse),
+            logo: crate::letters::practice_logo(&svc.db, practice_id).await?,
         },
         display_name,
         username,

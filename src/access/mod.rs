@@ -516,12 +516,7 @@ pub async fn grant_letter(
         practice: crate::letters::PracticeHeader {
             name: &practice.name,
             address: &practice.address,
-            logo: svc
-                .db
-                .practice_logo(practice_id)
-                .await?
-                .as_deref()
-                .and_then(crate::letters::pdf::Jpeg::parse),
+            logo: crate::letters::practice_logo(&svc.db, practice_id).await?,
         },
         patient_name: &crate::dicom::display_person_name(&study.patient_name),
         birth_date: &crate::dicom::display_date_de(&study.patient_birth_date),
@@ -543,6 +538,16 @@ pub async fn grant_letter(
     )
     .await?;
     Ok(pdf)
+}
+
+/// One study's part of a patient's combined letter, as printed.
+struct LetterBlock {
+    study_id: String,
+    grant_id: String,
+    study_date: String,
+    description: String,
+    expires: String,
+    data: LetterData,
 }
 
 /// One page for all of a patient's studies that have a live patient grant (the
@@ -595,62 +600,51 @@ pub async fn patient_letter(
         let (study, dek) = crate::studies::open_record(svc, record).await?;
         let data = open_letter(svc, &dek, &grant).await?;
         patient.get_or_insert((study.patient_name.clone(), study.patient_birth_date.clone()));
-        blocks.push((study, data, grant));
+        blocks.push(LetterBlock {
+            study_id: study.id,
+            grant_id: grant.id,
+            study_date: crate::dicom::display_date_de(&study.study_date),
+            description: study.description,
+            expires: crate::clock::format_date_de(grant.expires_at),
+            data,
+        });
     }
     let Some((name, birth)) = patient else {
         return Err(AccessError::Invalid(
             "this patient has no live access to print; issue one first",
         ));
     };
-    let texts: Vec<(String, String, String)> = blocks
-        .iter()
-        .map(|(study, _, grant)| {
-            (
-                crate::dicom::display_date_de(&study.study_date),
-                study.description.clone(),
-                crate::clock::format_date_de(grant.expires_at),
-            )
-        })
-        .collect();
     let studies: Vec<crate::letters::StudyAccess<'_>> = blocks
         .iter()
-        .zip(&texts)
-        .map(
-            |((_, data, _), (date, description, expires))| crate::letters::StudyAccess {
-                study_date: date,
-                study_description: description,
-                link: &data.link,
-                access_code: &data.access_code,
-                password: &data.password,
-                expires,
-            },
-        )
+        .map(|b| crate::letters::StudyAccess {
+            study_date: &b.study_date,
+            study_description: &b.description,
+            link: &b.data.link,
+            access_code: &b.data.access_code,
+            password: &b.data.password,
+            expires: &b.expires,
+        })
         .collect();
     let start_url = format!("{}/access", svc.public_url);
     let pdf = crate::letters::patient_letter(&crate::letters::PatientLetter {
         practice: crate::letters::PracticeHeader {
             name: &practice.name,
             address: &practice.address,
-            logo: svc
-                .db
-                .practice_logo(practice_id)
-                .await?
-                .as_deref()
-                .and_then(crate::letters::pdf::Jpeg::parse),
+            logo: crate::letters::practice_logo(&svc.db, practice_id).await?,
         },
         patient_name: &crate::dicom::display_person_name(&name),
         birth_date: &crate::dicom::display_date_de(&birth),
         studies: &studies,
         start_url: &start_url,
     });
-    for (study, _, grant) in &blocks {
+    for b in &blocks {
         audit::record(
             svc,
             practice_id,
             actor,
             "grant.letter",
-            Some(&study.id),
-            &format!("grant={}", grant.id),
+            Some(&b.study_id),
+            &format!("grant={}", b.grant_id),
         )
         .await?;
     }

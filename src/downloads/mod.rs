@@ -125,8 +125,8 @@ Keep the files safe: they contain health data.
 struct Plan {
     detail: StudyDetail,
     practice_name: String,
-    /// Released findings: (id, file name in the ZIP).
-    reports: Vec<(String, String)>,
+    /// Released findings and their file names in the ZIP.
+    reports: Vec<(crate::db::studies::FindingRow, String)>,
 }
 
 async fn plan(svc: &Services, scope: &PatientScope) -> Result<Plan, DownloadError> {
@@ -138,7 +138,7 @@ async fn plan(svc: &Services, scope: &PatientScope) -> Result<Plan, DownloadErro
         .into_iter()
         .filter(|f| early || f.release_at <= now)
         .enumerate()
-        .map(|(n, f)| (f.id, format!("REPORT/BEFUND{}.PDF", n + 1)))
+        .map(|(n, f)| (f, format!("REPORT/BEFUND{}.PDF", n + 1)))
         .collect();
     let practice_name = svc
         .db
@@ -288,8 +288,8 @@ async fn write_zip(
             instances,
         });
     }
-    for (id, name) in &plan.reports {
-        let pdf = findings::read(svc, &scope.practice_id, &scope.study_id, id, false).await?;
+    for (finding, name) in &plan.reports {
+        let pdf = findings::read_row(svc, &scope.practice_id, &scope.study_id, finding).await?;
         send_entry(&mut zip, tx, name, pdf).await?;
     }
     let set_uid = crate::dicom::synth::new_uid(&mut rand::rngs::OsRng);

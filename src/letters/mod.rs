@@ -25,6 +25,18 @@ pub struct AccessLetter<'a> {
     pub start_url: &'a str,
 }
 
+/// The practice's logo as letters print it (`None` if it has none or it is unreadable).
+pub async fn practice_logo(
+    db: &crate::db::Db,
+    practice_id: &str,
+) -> Result<Option<pdf::Jpeg>, crate::db::DbError> {
+    Ok(db
+        .practice_logo(practice_id)
+        .await?
+        .as_deref()
+        .and_then(pdf::Jpeg::parse))
+}
+
 const LEFT: f64 = 22.0;
 const WIDTH: f64 = 166.0;
 

@@ -150,6 +150,16 @@ pub async fn read(
         .into_iter()
         .find(|f| f.id == finding_id && (!released_only || f.release_at <= now))
         .ok_or(StudyError::NotFound)?;
+    read_row(svc, practice_id, study_id, &f).await
+}
+
+/// [`read`] for a finding the caller has already listed (and checked the release of).
+pub async fn read_row(
+    svc: &Services,
+    practice_id: &str,
+    study_id: &str,
+    f: &FindingRow,
+) -> Result<Vec<u8>, StudyError> {
     let record = svc
         .db
         .study_record(practice_id, study_id)

@@ -338,9 +338,8 @@ async fn viewer_page(
         .into_iter()
         .filter(|f| early || f.release_at <= now)
     {
-        let pdf =
-            crate::studies::findings::read(svc, &scope.practice_id, &scope.study_id, &f.id, false)
-                .await?;
+        let pdf = crate::studies::findings::read_row(svc, &scope.practice_id, &scope.study_id, &f)
+            .await?;
         let (pages, text) = tokio::task::spawn_blocking(move || {
             let text = crate::studies::findings_view::text(&pdf);
             (crate::studies::findings_view::page_count(pdf), text)

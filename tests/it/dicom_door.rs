@@ -178,12 +178,7 @@ async fn a_pacs_pushes_a_study_with_storescu() {
         )
         .await;
     let cookie = super::helpers::session_cookie(&res).expect("session");
-    let manifest: serde_json::Value = app
-        .get_with_cookie("/view/api/study", &cookie)
-        .await
-        .json()
-        .await
-        .expect("manifest");
+    let manifest = app.manifest(&cookie).await;
     let mut rendered = 0;
     for series in manifest["study"]["series"].as_array().expect("series") {
         for inst in series["instances"].as_array().expect("instances") {

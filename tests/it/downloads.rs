@@ -120,12 +120,7 @@ async fn images_download_as_marked_jpegs_and_findings_show_as_pages_and_text() {
         demo["password"].as_str().expect("p"),
     )
     .await;
-    let manifest: serde_json::Value = app
-        .get_with_cookie("/view/api/study", &cookie)
-        .await
-        .json()
-        .await
-        .expect("manifest");
+    let manifest = app.manifest(&cookie).await;
     let instance = manifest["study"]["series"][0]["instances"][0]["id"]
         .as_str()
         .expect("instance");
@@ -211,12 +206,7 @@ async fn a_grant_without_downloads_gets_none() {
         .get_with_cookie("/view/download/study.zip", &cookie)
         .await;
     assert_eq!(res.status(), 403);
-    let manifest: serde_json::Value = app
-        .get_with_cookie("/view/api/study", &cookie)
-        .await
-        .json()
-        .await
-        .expect("manifest");
+    let manifest = app.manifest(&cookie).await;
     let instance = manifest["study"]["series"][0]["instances"][0]["id"]
         .as_str()
         .expect("instance");

@@ -217,6 +217,15 @@ impl TestApp {
             .expect("get")
     }
 
+    /// The patient viewer's study manifest for a session cookie.
+    pub async fn manifest(&self, cookie: &str) -> serde_json::Value {
+        self.get_with_cookie("/view/api/study", cookie)
+            .await
+            .json()
+            .await
+            .expect("manifest")
+    }
+
     pub async fn post_with_cookie(&self, path: &str, cookie: &str) -> reqwest::Response {
         self.http
             .post(format!("{}{}", self.base, path))

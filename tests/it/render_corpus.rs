@@ -173,12 +173,7 @@ async fn a_jpeg_2000_study_is_seen_through_the_viewer() {
         )
         .await;
     let cookie = crate::helpers::session_cookie(&res).expect("session");
-    let manifest: serde_json::Value = app
-        .get_with_cookie("/view/api/study", &cookie)
-        .await
-        .json()
-        .await
-        .expect("manifest");
+    let manifest = app.manifest(&cookie).await;
     let instance = manifest["study"]["series"][0]["instances"][0]["id"]
         .as_str()
         .expect("instance");
@@ -225,12 +220,7 @@ async fn rendered_frames_take_a_size_a_window_and_a_format() {
         )
         .await;
     let cookie = crate::helpers::session_cookie(&res).expect("session");
-    let manifest: serde_json::Value = app
-        .get_with_cookie("/view/api/study", &cookie)
-        .await
-        .json()
-        .await
-        .expect("manifest");
+    let manifest = app.manifest(&cookie).await;
     let instance = manifest["study"]["series"][0]["instances"][5]["id"]
         .as_str()
         .expect("instance")
