@@ -34,6 +34,8 @@ pub struct Services {
     pub staff_login_limiter: crate::access::ratelimit::IpLimiter,
     /// Password checks in progress per address (sign-in pages of staff and patients).
     pub password_checks: crate::access::ratelimit::InFlight,
+    /// Wakes the node's render preparer after an ingest.
+    pub preparer: Arc<crate::studies::prepared::Preparer>,
 }
 
 pub async fn open_blob_store(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
@@ -81,6 +83,7 @@ pub async fn build(
         signin_limiter: crate::access::ratelimit::IpLimiter::new(30, 600),
         staff_login_limiter: crate::access::ratelimit::IpLimiter::new(60, 600),
         password_checks: crate::access::ratelimit::InFlight::new(2),
+        preparer: Arc::default(),
         config,
     })
 }
@@ -90,15 +93,22 @@ pub struct Running {
     pub metrics_addr: Option<SocketAddr>,
     /// The DICOM listener, if `dicom_listen` is set.
     pub dicom_addr: Option<SocketAddr>,
+    /// The DICOM TLS listener, if `dicom_tls_listen` is set.
+    pub dicom_tls_addr: Option<SocketAddr>,
     pub services: Arc<Services>,
     shutdown: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    preparers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
     pub async fn stop(self) {
         let _ = self.shutdown.send(());
         let _ = self.task.await;
+        // A job cut off here keeps its lease until it runs out, then runs again.
+        for p in self.preparers {
+            p.abort();
+        }
     }
 
     /// Serves until Ctrl-C or SIGTERM.
@@ -143,11 +153,28 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
                 .with_context(|| format!("cannot listen on {}", config.dicom_listen))?,
         )
     };
+    let dicom_tls = if config.dicom_tls_listen.is_empty() {
+        None
+    } else {
+        let (Some(cert), Some(key)) = (&config.dicom_tls_cert, &config.dicom_tls_key) else {
+            anyhow::bail!("dicom_tls_listen needs dicom_tls_cert and dicom_tls_key");
+        };
+        let tls = crate::scp::tls_config(cert, key)?;
+        let listener = tokio::net::TcpListener::bind(&config.dicom_tls_listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.dicom_tls_listen))?;
+        Some((listener, tls))
+    };
     let services = Arc::new(build(config, clock, public_url).await?);
     let dicom_addr = dicom_listener.as_ref().and_then(|l| l.local_addr().ok());
     if let Some(listener) = dicom_listener {
         tracing::info!(addr = %listener.local_addr()?, "DICOM listening");
-        tokio::spawn(crate::scp::serve(services.clone(), listener));
+        tokio::spawn(crate::scp::serve(services.clone(), listener, None));
+    }
+    let dicom_tls_addr = dicom_tls.as_ref().and_then(|(l, _)| l.local_addr().ok());
+    if let Some((listener, tls)) = dicom_tls {
+        tracing::info!(addr = %listener.local_addr()?, "DICOM TLS listening");
+        tokio::spawn(crate::scp::serve(services.clone(), listener, Some(tls)));
     }
     let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
     if let Some(listener) = metrics_listener {
@@ -158,6 +185,11 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         tracing::info!(addr = %listener.local_addr()?, "metrics listening");
         tokio::spawn(async move { axum::serve(listener, metrics).await });
     }
+    let preparers = (0..services.config.render_workers.min(16))
+        .map(|_| {
+            crate::studies::prepared::spawn_worker(services.clone(), services.preparer.clone())
+        })
+        .collect();
     let router = crate::web::router(services.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -175,8 +207,10 @@ pub async fn start(config: Config, clock: SharedClock) -> anyhow::Result<Running
         addr,
         metrics_addr,
         dicom_addr,
+        dicom_tls_addr,
         services,
         shutdown: tx,
         task,
+        preparers,
     })
 }

@@ -41,6 +41,11 @@ pub struct Config {
     pub metrics_listen: String,
     /// DICOM C-STORE/C-ECHO listener (`host:port`); empty: off.
     pub dicom_listen: String,
+    /// DICOM over TLS (`host:port`, e.g. port 2762); needs the two files below.
+    pub dicom_tls_listen: String,
+    /// PEM certificate chain and private key of the DICOM TLS listener.
+    pub dicom_tls_cert: Option<PathBuf>,
+    pub dicom_tls_key: Option<PathBuf>,
     /// The address patients and staff use; links in letters start with it.
     pub public_url: String,
     /// `sqlite://...` or `postgres://...`; empty means SQLite in the data directory.
@@ -54,6 +59,9 @@ pub struct Config {
     pub max_upload_files: usize,
     /// Default lifetime of a patient grant, in days.
     pub default_access_days: i64,
+    /// Background workers preparing renders at ingest (0: this node prepares none,
+    /// another node of the same database does).
+    pub render_workers: usize,
     pub log: String,
 }
 
@@ -81,6 +89,9 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             metrics_listen: String::new(),
             dicom_listen: String::new(),
+            dicom_tls_listen: String::new(),
+            dicom_tls_cert: None,
+            dicom_tls_key: None,
             public_url: String::new(),
             database_url: Secret::default(),
             keys_dir: None,
@@ -88,6 +99,7 @@ impl Default for Config {
             max_upload_bytes: 512 * 1024 * 1024,
             max_upload_files: 5000,
             default_access_days: 90,
+            render_workers: 1,
             log: "info".into(),
         }
     }
@@ -153,6 +165,15 @@ impl Config {
         if let Some(v) = env_var("LICHTKASTEN_DICOM_LISTEN") {
             self.dicom_listen = v;
         }
+        if let Some(v) = env_var("LICHTKASTEN_DICOM_TLS_LISTEN") {
+            self.dicom_tls_listen = v;
+        }
+        if let Some(v) = env_var("LICHTKASTEN_DICOM_TLS_CERT") {
+            self.dicom_tls_cert = Some(v.into());
+        }
+        if let Some(v) = env_var("LICHTKASTEN_DICOM_TLS_KEY") {
+            self.dicom_tls_key = Some(v.into());
+        }
         if let Some(v) = env_var("LICHTKASTEN_PUBLIC_URL") {
             self.public_url = v;
         }
@@ -167,6 +188,9 @@ impl Config {
         }
         if let Some(v) = env_parse("LICHTKASTEN_MAX_UPLOAD_FILES")? {
             self.max_upload_files = v;
+        }
+        if let Some(v) = env_parse("LICHTKASTEN_RENDER_WORKERS")? {
+            self.render_workers = v;
         }
         if let Some(v) = env_parse("LICHTKASTEN_DEFAULT_ACCESS_DAYS")? {
             self.default_access_days = v;

@@ -40,7 +40,14 @@ pub async fn set_up(running: &Running) -> anyhow::Result<String> {
         .set_dicom_node(&practice.practice_id, Some(&ae_title), &["*".to_string()])
         .await?;
     let spec = StudySpec::demo(&mut rng);
-    let files = demo_study(&mut rng, &spec, 12, 256)
+    let mut files = demo_study(&mut rng, &spec, 12, 256);
+    // A cine loop, so the viewer's play button has something to play.
+    let us_series = crate::dicom::synth::new_uid(&mut rng);
+    let us_sop = crate::dicom::synth::new_uid(&mut rng);
+    files.push(crate::dicom::synth::us_loop(
+        &spec, &us_series, &us_sop, 24, 192,
+    ));
+    let files = files
         .into_iter()
         .enumerate()
         .map(|(i, bytes)| UploadedFile {

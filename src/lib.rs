@@ -23,4 +23,5 @@ pub mod purge;
 pub mod scp;
 pub mod studies;
 pub mod users;
+pub mod verify;
 pub mod web;

@@ -34,7 +34,14 @@ enum Command {
     /// Apply database migrations and exit.
     Migrate,
     /// Remove dead sessions and tokens, and stored objects no row refers to.
-    Purge,
+    Purge {
+        /// Leave objects younger than this alone (an upload may be in progress).
+        #[arg(long, default_value_t = lichtkasten::purge::ORPHAN_MIN_AGE_SECS)]
+        orphans_older_than: i64,
+    },
+    /// Read back every stored object and check it against its checksum; prints a
+    /// JSON report and exits with 1 if anything is damaged.
+    Verify,
     /// Manage practices.
     Practice {
         #[command(subcommand)]
@@ -55,6 +62,9 @@ enum Command {
         /// Rows and columns of each slice.
         #[arg(long, default_value_t = 256)]
         size: u16,
+        /// PatientName in DICOM form (`Family^Given`), instead of the demo patient.
+        #[arg(long)]
+        patient_name: Option<String>,
     },
     /// Measure encryption throughput (compared with `openssl speed` when available).
     Bench {
@@ -88,6 +98,13 @@ enum PracticeCommand {
         ae_title: String,
         #[arg(long, default_value = "")]
         calling: String,
+    },
+    /// Set the practice's storage quota in MB (0: none).
+    Quota {
+        #[arg(long)]
+        practice: String,
+        #[arg(long)]
+        mb: i64,
     },
     /// Add an API client to a practice; prints its id and secret once.
     ApiClient {
@@ -181,15 +198,28 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                 Some(path) => Arc::new(lichtkasten::clock::OffsetFileClock { path: path.into() }),
                 None => clock,
             };
+            if let Some(dir) = std::env::var_os("LICHTKASTEN_VIEWER_DIR") {
+                lichtkasten::web::assets::serve_viewer_from(dir.into());
+            }
             let running = lichtkasten::app::start(config, clock).await?;
             let line = lichtkasten::demo::set_up(&running).await?;
             println!("{line}");
             running.wait_for_signal().await
         }
-        Command::Purge => {
+        Command::Verify => {
             let url = public_url(&config);
             let svc = lichtkasten::app::build(config, clock, url).await?;
-            let report = lichtkasten::purge::purge(&svc).await?;
+            let report = lichtkasten::verify::verify(&svc).await?;
+            println!("{}", serde_json::to_string(&report)?);
+            if !report.is_clean() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Purge { orphans_older_than } => {
+            let url = public_url(&config);
+            let svc = lichtkasten::app::build(config, clock, url).await?;
+            let report = lichtkasten::purge::purge(&svc, orphans_older_than.max(0)).await?;
             println!("{}", serde_json::to_string(&report)?);
             Ok(())
         }
@@ -248,6 +278,20 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
                         serde_json::json!({"practice_id": practice, "dicom_ae_title": title, "calling_ae_titles": calling})
                     );
                 }
+                PracticeCommand::Quota { practice, mb } => {
+                    anyhow::ensure!(
+                        (0..=1_000_000_000).contains(&mb),
+                        "mb: 0 (no quota) up to 1000000000"
+                    );
+                    anyhow::ensure!(
+                        svc.db.set_practice_quota(&practice, mb).await?,
+                        "no practice with that id"
+                    );
+                    println!(
+                        "{}",
+                        serde_json::json!({"practice_id": practice, "quota_mb": mb})
+                    );
+                }
                 PracticeCommand::ApiClient { practice, name } => {
                     let issued =
                         lichtkasten::admin::create_api_client(&svc, &practice, &name).await?;
@@ -280,12 +324,24 @@ async fn run(command: Command, mut config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench { mib } => lichtkasten::bench::encryption(mib),
-        Command::Synth { out, slices, size } => {
+        Command::Synth {
+            out,
+            slices,
+            size,
+            patient_name,
+        } => {
             anyhow::ensure!((1..=2000).contains(&slices), "slices must be 1–2000");
             anyhow::ensure!((16..=4096).contains(&size), "size must be 16–4096");
             std::fs::create_dir_all(&out)?;
             let mut rng = rand::rngs::OsRng;
-            let spec = lichtkasten::dicom::synth::StudySpec::demo(&mut rng);
+            let mut spec = lichtkasten::dicom::synth::StudySpec::demo(&mut rng);
+            if let Some(name) = patient_name {
+                anyhow::ensure!(
+                    name.chars().count() <= 64,
+                    "patient name: at most 64 characters"
+                );
+                spec.patient_name = name;
+            }
             let files = lichtkasten::dicom::synth::demo_study(&mut rng, &spec, slices, size);
             for (i, bytes) in files.iter().enumerate() {
                 std::fs::write(out.join(format!("IMG{i:04}.dcm")), bytes)?;

@@ -28,6 +28,8 @@ pub static INSTANCES_STORED: Counter = Counter::new();
 pub static INSTANCES_REJECTED: Counter = Counter::new();
 pub static SIGNIN_OK: Counter = Counter::new();
 pub static SIGNIN_DENIED: Counter = Counter::new();
+pub static RENDER_CACHE_HITS: Counter = Counter::new();
+pub static RENDER_CACHE_MISSES: Counter = Counter::new();
 
 pub fn record_status(status: u16) {
     match status {
@@ -73,6 +75,18 @@ pub fn render() -> String {
     out.push_str(&format!(
         "lichtkasten_signins_total{{outcome=\"denied\"}} {}\n",
         SIGNIN_DENIED.get()
+    ));
+    out.push_str(
+        "# HELP lichtkasten_render_cache_total Renders of kept variants by cache outcome.\n",
+    );
+    out.push_str("# TYPE lichtkasten_render_cache_total counter\n");
+    out.push_str(&format!(
+        "lichtkasten_render_cache_total{{outcome=\"hit\"}} {}\n",
+        RENDER_CACHE_HITS.get()
+    ));
+    out.push_str(&format!(
+        "lichtkasten_render_cache_total{{outcome=\"miss\"}} {}\n",
+        RENDER_CACHE_MISSES.get()
     ));
     out
 }

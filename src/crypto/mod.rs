@@ -5,6 +5,7 @@
 //! level below with AES-256-GCM ([`wrap`]); objects are sealed in fixed segments
 //! ([`stream`]).
 
+pub mod spool;
 pub mod stream;
 pub mod wrap;
 

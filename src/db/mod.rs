@@ -5,6 +5,7 @@
 pub mod access;
 pub mod audit;
 pub mod practices;
+pub mod renders;
 pub mod staff;
 pub mod studies;
 
@@ -101,6 +102,11 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
         name: "dicom_nodes",
         sql: include_str!("../../migrations/sqlite/0011_dicom_nodes.sql"),
     },
+    Migration {
+        version: 12,
+        name: "prepared_renders",
+        sql: include_str!("../../migrations/sqlite/0012_prepared_renders.sql"),
+    },
 ];
 
 const POSTGRES_MIGRATIONS: &[Migration] = &[
@@ -158,6 +164,11 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
         version: 11,
         name: "dicom_nodes",
         sql: include_str!("../../migrations/postgres/0011_dicom_nodes.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "prepared_renders",
+        sql: include_str!("../../migrations/postgres/0012_prepared_renders.sql"),
     },
 ];
 

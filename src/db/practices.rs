@@ -615,3 +615,41 @@ impl Db {
         Ok(true)
     }
 }
+
+impl Db {
+    /// The practice's storage quota in bytes, if the operator set one.
+    pub async fn practice_quota(&self, practice_id: &str) -> DbResult<Option<u64>> {
+        let row = sqlx::query("SELECT quota_mb FROM practices WHERE id = $1")
+            .bind(practice_id)
+            .fetch_optional(self.pool())
+            .await?;
+        let mb = match row {
+            Some(r) => get_i64(&r, "quota_mb")?,
+            None => 0,
+        };
+        Ok((mb > 0).then(|| mb as u64 * 1024 * 1024))
+    }
+
+    pub async fn set_practice_quota(&self, practice_id: &str, mb: i64) -> DbResult<bool> {
+        let (_gate, mut tx) = self.begin_write().await?;
+        let done = sqlx::query("UPDATE practices SET quota_mb = $1 WHERE id = $2")
+            .bind(mb)
+            .bind(practice_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Bytes the practice's originals take (renders are not counted: they are ours).
+    pub async fn practice_stored_bytes(&self, practice_id: &str) -> DbResult<u64> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(b.plain_size), 0) AS BIGINT) AS n FROM blobs b JOIN studies s ON s.id = b.study_id
+             WHERE s.practice_id = $1 AND b.kind = 'original'",
+        )
+        .bind(practice_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(get_i64(&row, "n")?.max(0) as u64)
+    }
+}

@@ -71,12 +71,24 @@ pub struct InstanceRow {
     pub rows: i64,
     pub columns: i64,
     pub frames: i64,
+    pub view: crate::dicom::parse::ViewMeta,
     #[serde(skip)]
     pub blob_id: String,
     #[serde(skip)]
     pub object_key: String,
     #[serde(skip)]
     pub plain_size: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct BlobCheckRow {
+    pub id: String,
+    pub study_id: String,
+    pub practice_id: String,
+    pub kind: String,
+    pub object_key: String,
+    pub plain_size: i64,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +114,8 @@ pub struct NewInstance<'a> {
     pub rows: i64,
     pub columns: i64,
     pub frames: i64,
+    /// JSON of [`crate::dicom::parse::ViewMeta`].
+    pub view_meta: &'a str,
 }
 
 const SUMMARY_SELECT: &str =
@@ -137,6 +151,8 @@ fn instance_from(r: &AnyRow) -> DbResult<InstanceRow> {
         rows: get_i64(r, "rows_count")?,
         columns: get_i64(r, "columns_count")?,
         frames: get_i64(r, "frames")?,
+        // Rows from before the column existed hold '{}': every field absent.
+        view: serde_json::from_str(&get_str(r, "view_meta")?).unwrap_or_default(),
         blob_id: get_str(r, "blob_id")?,
         object_key: get_str(r, "object_key")?,
         plain_size: get_i64(r, "plain_size")?,
@@ -145,7 +161,7 @@ fn instance_from(r: &AnyRow) -> DbResult<InstanceRow> {
 
 const INSTANCE_SELECT: &str =
     "SELECT i.id, i.series_id, i.sop_uid, i.sop_class_uid, i.instance_number,
-        i.rows_count, i.columns_count, i.frames, i.blob_id, b.object_key, b.plain_size
+        i.rows_count, i.columns_count, i.frames, i.view_meta, i.blob_id, b.object_key, b.plain_size
      FROM instances i JOIN blobs b ON b.id = i.blob_id";
 
 impl Db {
@@ -305,8 +321,8 @@ impl Db {
         insert_blob(&mut tx, blob, now).await?;
         let inserted = sqlx::query(
             "INSERT INTO instances (id, study_id, series_id, sop_uid, sop_class_uid, instance_number,
-                 transfer_syntax, rows_count, columns_count, frames, blob_id, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                 transfer_syntax, rows_count, columns_count, frames, blob_id, created_at, view_meta)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              ON CONFLICT (study_id, sop_uid) DO NOTHING",
         )
         .bind(inst.id)
@@ -321,6 +337,7 @@ impl Db {
         .bind(inst.frames)
         .bind(blob.id)
         .bind(now)
+        .bind(inst.view_meta)
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() != 1 {
@@ -332,6 +349,17 @@ impl Db {
             .bind(inst.study_id)
             .execute(&mut *tx)
             .await?;
+        if inst.rows > 0 {
+            // Queued with the instance itself: a crash cannot lose the job.
+            sqlx::query(
+                "INSERT INTO render_jobs (instance_id, study_id, created_at) VALUES ($1, $2, $3)",
+            )
+            .bind(inst.id)
+            .bind(inst.study_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(true)
     }
@@ -353,7 +381,10 @@ impl Db {
         offset: i64,
     ) -> DbResult<Vec<StudyRecord>> {
         let sql = format!(
-            "{SUMMARY_SELECT} WHERE s.practice_id = $1 ORDER BY s.created_at DESC, s.id LIMIT $2 OFFSET $3"
+            // A study shows once its first instance is completely stored.
+            "{SUMMARY_SELECT} WHERE s.practice_id = $1
+               AND EXISTS (SELECT 1 FROM instances i WHERE i.study_id = s.id)
+             ORDER BY s.created_at DESC, s.id LIMIT $2 OFFSET $3"
         );
         let rows = sqlx::query(&sql)
             .bind(practice_id)
@@ -456,6 +487,44 @@ impl Db {
         }
         tx.commit().await?;
         Ok(Some(keys))
+    }
+
+    /// Every recorded object with what is needed to read it back (for `verify`).
+    pub async fn all_blobs(&self) -> DbResult<Vec<BlobCheckRow>> {
+        let rows = sqlx::query(
+            "SELECT b.id, b.study_id, s.practice_id, b.kind, b.object_key, b.plain_size, b.sha256
+             FROM blobs b JOIN studies s ON s.id = b.study_id ORDER BY b.study_id, b.id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(BlobCheckRow {
+                    id: get_str(r, "id")?,
+                    study_id: get_str(r, "study_id")?,
+                    practice_id: get_str(r, "practice_id")?,
+                    kind: get_str(r, "kind")?,
+                    object_key: get_str(r, "object_key")?,
+                    plain_size: get_i64(r, "plain_size")?,
+                    sha256: get_str(r, "sha256")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Studies that never got an instance (an upload that failed or crashed after
+    /// creating the study), created before `before`: removed with their keys.
+    pub async fn delete_empty_studies(&self, before: i64) -> DbResult<u64> {
+        let (_gate, mut tx) = self.begin_write().await?;
+        let done = sqlx::query(
+            "DELETE FROM studies WHERE created_at < $1
+               AND NOT EXISTS (SELECT 1 FROM blobs b WHERE b.study_id = studies.id)",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
     }
 
     /// Every storage key the database knows, for finding orphaned objects.
@@ -625,7 +694,7 @@ impl Db {
 }
 
 /// The row of a completely stored object, inside the caller's transaction.
-async fn insert_blob(
+pub(super) async fn insert_blob(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     blob: &NewBlob<'_>,
     now: i64,

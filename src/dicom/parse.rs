@@ -33,6 +33,81 @@ pub struct ParsedInstance {
     pub rows: i64,
     pub columns: i64,
     pub frames: i64,
+    pub view: ViewMeta,
+}
+
+/// What the viewer needs to draw and measure an instance without opening it. No
+/// patient data: geometry, the file's window and the cine frame time only.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ViewMeta {
+    /// Row and column spacing in mm (PixelSpacing, else ImagerPixelSpacing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pixel_spacing: Option<[f64; 2]>,
+    /// The file's first window as (center, width).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<[f64; 2]>,
+    /// ImageOrientationPatient: row then column direction cosines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orientation: Option<[f64; 6]>,
+    /// ImagePositionPatient, for sorting slices and syncing two series.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<[f64; 3]>,
+    /// PatientOrientation (e.g. `L`, `F`) for projection images without geometry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_orientation: Option<[String; 2]>,
+    /// Milliseconds between frames of a multi-frame loop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_time_ms: Option<f64>,
+}
+
+fn floats<const N: usize>(obj: &DefaultDicomObject, tag: Tag) -> Option<[f64; N]> {
+    let s = text(obj, tag);
+    let values: Vec<f64> = s
+        .split('\\')
+        .map(|v| v.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let arr: [f64; N] = values.get(..N)?.try_into().ok()?;
+    arr.iter().all(|v| v.is_finite()).then_some(arr)
+}
+
+fn view_meta(obj: &DefaultDicomObject) -> ViewMeta {
+    let spacing = floats::<2>(obj, tags::PIXEL_SPACING)
+        .or_else(|| floats::<2>(obj, tags::IMAGER_PIXEL_SPACING))
+        .filter(|s| s.iter().all(|v| *v > 0.0 && *v < 1000.0));
+    let window = floats::<1>(obj, tags::WINDOW_CENTER)
+        .zip(floats::<1>(obj, tags::WINDOW_WIDTH))
+        .map(|(c, w)| [c[0], w[0]])
+        .filter(|w| w[1] > 0.0);
+    let patient_orientation = {
+        let s = text(obj, tags::PATIENT_ORIENTATION);
+        let parts: Vec<String> = s
+            .split('\\')
+            .map(|p| {
+                p.chars()
+                    .filter(|c| "LRAPHFI".contains(*c))
+                    .take(3)
+                    .collect()
+            })
+            .collect();
+        match parts.as_slice() {
+            [a, b] if !a.is_empty() && !b.is_empty() => Some([a.clone(), b.clone()]),
+            _ => None,
+        }
+    };
+    let frame_time_ms = floats::<1>(obj, tags::FRAME_TIME)
+        .map(|f| f[0])
+        .or_else(|| floats::<1>(obj, tags::CINE_RATE).map(|r| 1000.0 / r[0]))
+        .or_else(|| floats::<1>(obj, tags::RECOMMENDED_DISPLAY_FRAME_RATE).map(|r| 1000.0 / r[0]))
+        .filter(|ms| (1.0..=10_000.0).contains(ms));
+    ViewMeta {
+        pixel_spacing: spacing,
+        window,
+        orientation: floats::<6>(obj, tags::IMAGE_ORIENTATION_PATIENT),
+        position: floats::<3>(obj, tags::IMAGE_POSITION_PATIENT),
+        patient_orientation,
+        frame_time_ms,
+    }
 }
 
 /// The file's bytes with the 128-byte preamble zeroed (a preamble can carry another
@@ -144,6 +219,7 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedInstance, DicomError> {
         rows,
         columns,
         frames,
+        view: view_meta(&obj),
     })
 }
 

@@ -215,7 +215,7 @@ pub fn window_preset(name: &str) -> Option<(f64, f64)> {
 }
 
 /// What the caller asks of a render beyond the frame.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct RenderOptions {
     /// Window centre and width in modality units; `None`: the file's, else automatic.
     pub window: Option<(f64, f64)>,

@@ -304,6 +304,75 @@ pub fn rgb_capture(spec: &StudySpec, series_uid: &str, sop_uid: &str, size: u16)
     finish(obj, sop_class, sop_uid)
 }
 
+/// An ultrasound loop: a multi-frame 8-bit image whose bright blob moves from frame
+/// to frame (so a viewer's cine visibly advances), 50 ms per frame.
+pub fn us_loop(
+    spec: &StudySpec,
+    series_uid: &str,
+    sop_uid: &str,
+    frames: u16,
+    size: u16,
+) -> Vec<u8> {
+    let sop_class = uids::ULTRASOUND_MULTI_FRAME_IMAGE_STORAGE;
+    let mut obj = base_object(spec, sop_class, sop_uid, series_uid, "US");
+    put_str(&mut obj, tags::SERIES_DESCRIPTION, VR::LO, "Herz Cine");
+    for (tag, value) in [
+        (tags::SERIES_NUMBER, "3"),
+        (tags::INSTANCE_NUMBER, "1"),
+        (tags::NUMBER_OF_FRAMES, &frames.to_string()),
+        (tags::FRAME_TIME, "50"),
+    ] {
+        let vr = if tag == tags::FRAME_TIME {
+            VR::DS
+        } else {
+            VR::IS
+        };
+        put_str(&mut obj, tag, vr, value);
+    }
+    put_str(
+        &mut obj,
+        tags::PHOTOMETRIC_INTERPRETATION,
+        VR::CS,
+        "MONOCHROME2",
+    );
+    for (tag, value) in [
+        (tags::SAMPLES_PER_PIXEL, 1u16),
+        (tags::ROWS, size),
+        (tags::COLUMNS, size),
+        (tags::BITS_ALLOCATED, 8),
+        (tags::BITS_STORED, 8),
+        (tags::HIGH_BIT, 7),
+        (tags::PIXEL_REPRESENTATION, 0),
+    ] {
+        obj.put(DataElement::new(tag, VR::US, PrimitiveValue::from(value)));
+    }
+    let n = usize::from(size);
+    let mut pixels = Vec::with_capacity(n * n * usize::from(frames));
+    for f in 0..usize::from(frames) {
+        let angle = f as f64 / f64::from(frames) * std::f64::consts::TAU;
+        let (cx, cy) = (0.5 + 0.25 * angle.cos(), 0.5 + 0.25 * angle.sin());
+        for row in 0..n {
+            for col in 0..n {
+                let (x, y) = (col as f64 / n as f64, row as f64 / n as f64);
+                let d = ((x - cx).powi(2) + (y - cy).powi(2)).sqrt();
+                let speckle = ((row * 31 + col * 17 + f * 7) % 23) as f64;
+                let v = if d < 0.12 {
+                    230.0
+                } else {
+                    40.0 + speckle * 2.0
+                };
+                pixels.push(v as u8);
+            }
+        }
+    }
+    obj.put(DataElement::new(
+        tags::PIXEL_DATA,
+        VR::OB,
+        PrimitiveValue::U8(pixels.into()),
+    ));
+    finish(obj, sop_class, sop_uid)
+}
+
 /// A findings report wrapped as an Encapsulated PDF instance of the study, as a
 /// PACS or RIS sends it over DICOM.
 pub fn encapsulated_pdf(spec: &StudySpec, series_uid: &str, sop_uid: &str, pdf: &[u8]) -> Vec<u8> {

@@ -7,7 +7,7 @@ pub mod command;
 
 use crate::app::Services;
 use crate::audit::Actor;
-use crate::studies::upload::UploadedFile;
+
 use bytes::Bytes;
 use command::Request;
 use dicom_ul::association::server::AccessControl;
@@ -82,24 +82,57 @@ async fn ae_table(svc: &Services) -> Result<AeTable, crate::db::DbError> {
         .collect())
 }
 
-/// Accepts associations until the task is dropped.
-pub async fn serve(svc: Arc<Services>, listener: tokio::net::TcpListener) {
+/// The TLS settings of the DICOM TLS listener, from PEM files.
+pub fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| anyhow::anyhow!("cannot read the DICOM TLS certificate: {e}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("cannot read the DICOM TLS certificate: {e}"))?;
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "the DICOM TLS certificate file holds no certificate"
+    );
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| anyhow::anyhow!("cannot read the DICOM TLS key: {e}"))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    Ok(Arc::new(config))
+}
+
+/// Accepts associations until the task is dropped; over TLS when `tls` is given.
+pub async fn serve(
+    svc: Arc<Services>,
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
     loop {
         let Ok((socket, peer)) = listener.accept().await else {
             continue;
         };
         // Nagle's algorithm would hold back every small response.
         let _ = socket.set_nodelay(true);
-        let svc = svc.clone();
+        let (svc, tls) = (svc.clone(), tls.clone());
         tokio::spawn(async move {
-            if let Err(e) = association(&svc, socket).await {
+            if let Err(e) = association(&svc, socket, tls).await {
                 tracing::info!(%peer, error = %e, "DICOM association ended with an error");
             }
         });
     }
 }
 
-async fn association(svc: &Services, socket: tokio::net::TcpStream) -> anyhow::Result<()> {
+async fn association(
+    svc: &Services,
+    socket: tokio::net::TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> anyhow::Result<()> {
     let table = ae_table(svc).await?;
     let mut options = dicom_ul::association::server::ServerAssociationOptions::new()
         .ae_access_control(PracticeAes(table.clone()))
@@ -108,7 +141,27 @@ async fn association(svc: &Services, socket: tokio::net::TcpStream) -> anyhow::R
     for class in STORAGE_SOP_CLASSES {
         options = options.with_abstract_syntax(*class);
     }
-    let mut assoc = options.establish_async(socket).await?;
+    match tls {
+        None => served(svc, options.establish_async(socket).await?, &table).await,
+        Some(config) => {
+            let assoc = options
+                .tls_config(config)
+                .establish_tls_async(socket)
+                .await?;
+            served(svc, assoc, &table).await
+        }
+    }
+}
+
+/// An established association: its practice, then its commands.
+async fn served<S>(
+    svc: &Services,
+    mut assoc: dicom_ul::association::server::AsyncServerAssociation<S>,
+    table: &AeTable,
+) -> anyhow::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
     let called = assoc.called_ae_title().trim().to_string();
     let Some((practice_id, _)) = table.get(&called).cloned() else {
         return Ok(());
@@ -121,6 +174,25 @@ async fn association(svc: &Services, socket: tokio::net::TcpStream) -> anyhow::R
         .iter()
         .map(|pc| (pc.id, pc.transfer_syntax.clone()))
         .collect();
+    // One intake per association: one audit entry per study, the quota read once.
+    let mut intake =
+        crate::studies::ingest::Intake::open(svc, &practice_id, Actor::DicomNode(calling)).await?;
+    let outcome = exchange(&mut assoc, &mut intake, &contexts).await;
+    if let Err(e) = intake.finish().await {
+        tracing::error!(error = %e, "recording a DICOM association failed");
+    }
+    outcome
+}
+
+/// Answers the association's commands until it is released or aborted.
+async fn exchange<S>(
+    assoc: &mut dicom_ul::association::server::AsyncServerAssociation<S>,
+    intake: &mut crate::studies::ingest::Intake<'_>,
+    contexts: &HashMap<u8, String>,
+) -> anyhow::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
+{
     let mut command_bytes = Vec::new();
     let mut data_bytes = Vec::new();
     let mut pending: Option<(u8, Request)> = None;
@@ -146,7 +218,7 @@ async fn association(svc: &Services, socket: tokio::net::TcpStream) -> anyhow::R
                             } else {
                                 command::STATUS_CANNOT_UNDERSTAND
                             };
-                            respond(&mut assoc, ctx_id, &request, status).await?;
+                            respond(assoc, ctx_id, &request, status).await?;
                         }
                         PDataValueType::Data => {
                             if data_bytes.len() + pdv.data.len() > MAX_INSTANCE_BYTES {
@@ -165,9 +237,7 @@ async fn association(svc: &Services, socket: tokio::net::TcpStream) -> anyhow::R
                                 command::STATUS_CANNOT_UNDERSTAND
                             } else {
                                 store(
-                                    svc,
-                                    &practice_id,
-                                    &calling,
+                                    intake,
                                     &request,
                                     &transfer_syntax,
                                     std::mem::take(&mut data_bytes),
@@ -175,7 +245,7 @@ async fn association(svc: &Services, socket: tokio::net::TcpStream) -> anyhow::R
                                 .await
                             };
                             data_bytes.clear();
-                            respond(&mut assoc, cmd_ctx, &request, status).await?;
+                            respond(assoc, cmd_ctx, &request, status).await?;
                         }
                     }
                 }
@@ -215,9 +285,7 @@ where
 /// One received instance: made a Part 10 file (its meta from the association) and
 /// ingested like an upload. Returns the DIMSE status.
 async fn store(
-    svc: &Services,
-    practice_id: &str,
-    calling_ae: &str,
+    intake: &mut crate::studies::ingest::Intake<'_>,
     request: &Request,
     transfer_syntax: &str,
     data_set: Vec<u8>,
@@ -239,22 +307,12 @@ async fn store(
         return command::STATUS_CANNOT_UNDERSTAND;
     }
     file.extend(data_set);
-    let report = crate::studies::ingest::ingest_files(
-        svc,
-        practice_id,
-        &Actor::DicomNode(calling_ae.to_string()),
-        vec![UploadedFile {
-            name: "instance".into(),
-            bytes: Bytes::from(file),
-        }],
-        Vec::new(),
-    )
-    .await;
-    match report {
-        Ok(r) if r.rejected.is_empty() => command::STATUS_SUCCESS,
-        Ok(r) => match r.rejected[0].code.as_str() {
+    use crate::studies::ingest::FileOutcome;
+    match intake.store("instance", Bytes::from(file)).await {
+        Ok(FileOutcome::Stored { .. } | FileOutcome::Duplicate { .. }) => command::STATUS_SUCCESS,
+        Ok(FileOutcome::Rejected(code)) => match code {
             "patient_mismatch" => command::STATUS_DATASET_MISMATCH,
-            "storage_error" => command::STATUS_OUT_OF_RESOURCES,
+            "storage_error" | "quota_exceeded" => command::STATUS_OUT_OF_RESOURCES,
             _ => command::STATUS_CANNOT_UNDERSTAND,
         },
         Err(e) => {

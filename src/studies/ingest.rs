@@ -36,91 +36,208 @@ enum Outcome {
     Duplicate,
 }
 
+/// Ingests files already in memory (the demo, one C-STORE instance, tests).
 pub async fn ingest_files(
     svc: &Services,
     practice_id: &str,
     actor: &Actor,
     files: Vec<UploadedFile>,
-    mut rejected: Vec<Rejection>,
+    rejected: Vec<Rejection>,
 ) -> Result<IngestReport, StudyError> {
-    let practice = svc
-        .db
-        .practice(practice_id)
-        .await?
-        .ok_or(StudyError::NotFound)?;
-    let mut per_study: BTreeMap<String, IngestedStudy> = BTreeMap::new();
+    let mut intake = Intake::open(svc, practice_id, actor.clone()).await?;
+    for r in rejected {
+        intake.reject(r);
+    }
     for file in files {
-        let normalized = match normalize_preamble(&file.bytes) {
-            Ok(b) => b,
-            Err(e) => {
-                rejected.push(Rejection::new(&file.name, e.code(), e.public_message()));
-                continue;
-            }
+        intake.store(&file.name, file.bytes).await?;
+    }
+    intake.finish().await
+}
+
+/// What became of one file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FileOutcome {
+    Stored {
+        sop_class: String,
+        sop_instance: String,
+    },
+    Duplicate {
+        sop_class: String,
+        sop_instance: String,
+    },
+    /// The rejection code (the message is in the report).
+    Rejected(&'static str),
+}
+
+/// One upload (or association) in progress: files are stored one at a time as they
+/// arrive, so only the file at hand is in memory, and the report grows as it goes.
+pub struct Intake<'a> {
+    svc: &'a Services,
+    practice_id: String,
+    kek_id: String,
+    actor: Actor,
+    /// Bytes the practice may still store, if it has a quota.
+    quota_left: Option<u64>,
+    per_study: BTreeMap<String, IngestedStudy>,
+    rejected: Vec<Rejection>,
+}
+
+impl<'a> Intake<'a> {
+    pub async fn open(
+        svc: &'a Services,
+        practice_id: &str,
+        actor: Actor,
+    ) -> Result<Intake<'a>, StudyError> {
+        let practice = svc
+            .db
+            .practice(practice_id)
+            .await?
+            .ok_or(StudyError::NotFound)?;
+        let quota_left = match svc.db.practice_quota(practice_id).await? {
+            Some(q) => Some(q.saturating_sub(svc.db.practice_stored_bytes(practice_id).await?)),
+            None => None,
         };
+        Ok(Intake {
+            svc,
+            practice_id: practice_id.to_string(),
+            kek_id: practice.kek_id,
+            actor,
+            quota_left,
+            per_study: BTreeMap::new(),
+            rejected: Vec::new(),
+        })
+    }
+
+    /// What the practice may still store, if it has a quota.
+    pub fn quota_left(&self) -> Option<u64> {
+        self.quota_left
+    }
+
+    pub fn reject(&mut self, r: Rejection) {
+        self.rejected.push(r);
+    }
+
+    fn rejected_with(&mut self, name: &str, code: &'static str, message: &str) -> FileOutcome {
+        self.rejected.push(Rejection::new(name, code, message));
+        FileOutcome::Rejected(code)
+    }
+
+    /// Stores one file now. Errors are only those that make the whole upload fail
+    /// (the database is gone); everything about the file itself is an outcome.
+    pub async fn store(&mut self, name: &str, bytes: Bytes) -> Result<FileOutcome, StudyError> {
+        if self
+            .quota_left
+            .is_some_and(|left| bytes.len() as u64 > left)
+        {
+            return Ok(self.rejected_with(
+                name,
+                "quota_exceeded",
+                "The practice's storage quota is used up; the file was not stored.",
+            ));
+        }
+        let normalized = match normalize_preamble(&bytes) {
+            Ok(b) => b,
+            Err(e) => return Ok(self.rejected_with(name, e.code(), &e.public_message())),
+        };
+        drop(bytes);
         let parsed = match parse(&normalized) {
             Ok(p) => p,
-            Err(e) => {
-                rejected.push(Rejection::new(&file.name, e.code(), e.public_message()));
-                continue;
-            }
+            Err(e) => return Ok(self.rejected_with(name, e.code(), &e.public_message())),
         };
         let bytes = Bytes::from(normalized);
-        match ingest_one(svc, practice_id, &practice.kek_id, &parsed, bytes.clone()).await {
+        let size = bytes.len() as u64;
+        match ingest_one(
+            self.svc,
+            &self.practice_id,
+            &self.kek_id,
+            &parsed,
+            bytes.clone(),
+        )
+        .await
+        {
             Ok((study_id, outcome)) => {
                 if matches!(outcome, Outcome::Stored)
                     && parsed.sop_class_uid == crate::dicom::parse::ENCAPSULATED_PDF
                 {
-                    attach_encapsulated_report(svc, practice_id, &study_id, &bytes, actor).await?;
+                    attach_encapsulated_report(
+                        self.svc,
+                        &self.practice_id,
+                        &study_id,
+                        &bytes,
+                        &self.actor,
+                    )
+                    .await?;
                 }
-                let entry = per_study
-                    .entry(study_id.clone())
-                    .or_insert_with(|| IngestedStudy {
-                        id: study_id,
-                        study_instance_uid: parsed.study_uid.clone(),
-                        accepted: 0,
-                        duplicates: 0,
-                    });
-                match outcome {
+                let entry =
+                    self.per_study
+                        .entry(study_id.clone())
+                        .or_insert_with(|| IngestedStudy {
+                            id: study_id,
+                            study_instance_uid: parsed.study_uid.clone(),
+                            accepted: 0,
+                            duplicates: 0,
+                        });
+                let (sop_class, sop_instance) = (
+                    parsed.sop_class_uid.clone(),
+                    parsed.sop_instance_uid.clone(),
+                );
+                Ok(match outcome {
                     Outcome::Stored => {
                         crate::metrics::INSTANCES_STORED.inc();
-                        entry.accepted += 1
+                        entry.accepted += 1;
+                        if let Some(left) = self.quota_left.as_mut() {
+                            *left = left.saturating_sub(size);
+                        }
+                        self.svc.preparer.wake.notify_one();
+                        FileOutcome::Stored {
+                            sop_class,
+                            sop_instance,
+                        }
                     }
-                    Outcome::Duplicate => entry.duplicates += 1,
-                }
+                    Outcome::Duplicate => {
+                        entry.duplicates += 1;
+                        FileOutcome::Duplicate {
+                            sop_class,
+                            sop_instance,
+                        }
+                    }
+                })
             }
-            Err(StudyError::PatientMismatch) => {
-                rejected.push(Rejection::new(
-                    &file.name,
-                    "patient_mismatch",
-                    "The file belongs to a study of another patient; it was not stored.",
-                ));
-            }
+            Err(StudyError::PatientMismatch) => Ok(self.rejected_with(
+                name,
+                "patient_mismatch",
+                "The file belongs to a study of another patient; it was not stored.",
+            )),
             Err(e) => {
                 tracing::error!(error = %e, "ingest of one file failed");
-                rejected.push(Rejection::new(
-                    &file.name,
+                Ok(self.rejected_with(
+                    name,
                     "storage_error",
                     "The file could not be stored; please send it again.",
-                ));
+                ))
             }
         }
     }
-    crate::metrics::INSTANCES_REJECTED.add(rejected.len() as u64);
-    for s in per_study.values() {
-        audit::record(
-            svc,
-            practice_id,
-            actor,
-            "study.ingest",
-            Some(&s.id),
-            &format!("accepted={} duplicates={}", s.accepted, s.duplicates),
-        )
-        .await?;
+
+    /// Records the upload in the audit log and returns the report.
+    pub async fn finish(self) -> Result<IngestReport, StudyError> {
+        crate::metrics::INSTANCES_REJECTED.add(self.rejected.len() as u64);
+        for s in self.per_study.values() {
+            audit::record(
+                self.svc,
+                &self.practice_id,
+                &self.actor,
+                "study.ingest",
+                Some(&s.id),
+                &format!("accepted={} duplicates={}", s.accepted, s.duplicates),
+            )
+            .await?;
+        }
+        Ok(IngestReport {
+            studies: self.per_study.into_values().collect(),
+            rejected: self.rejected,
+        })
     }
-    Ok(IngestReport {
-        studies: per_study.into_values().collect(),
-        rejected,
-    })
 }
 
 /// A report sent as an Encapsulated PDF instance becomes the study's findings, with
@@ -273,6 +390,7 @@ async fn ingest_one(
     };
     let report = svc.blobs.put(&key, &dek, ctx, once(bytes)).await?;
     let modalities = svc.db.study_modalities(&study_id).await?.join(",");
+    let view_meta = serde_json::to_string(&p.view).map_err(|_| StudyError::Integrity)?;
     let recorded = svc
         .db
         .insert_instance(
@@ -296,6 +414,7 @@ async fn ingest_one(
                 rows: p.rows,
                 columns: p.columns,
                 frames: p.frames,
+                view_meta: &view_meta,
             },
             &modalities,
             svc.clock.now(),

@@ -4,7 +4,9 @@
 pub mod findings;
 pub mod findings_view;
 pub mod ingest;
+pub mod prepared;
 pub mod upload;
+pub mod upload_stream;
 pub mod view;
 
 use crate::blob::BlobError;

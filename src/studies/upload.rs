@@ -2,7 +2,6 @@
 //! with limits. ZIP entry names are only ever labels in the report, never paths.
 
 use bytes::Bytes;
-use std::io::Read;
 
 #[derive(Debug, Clone)]
 pub struct UploadedFile {
@@ -45,8 +44,14 @@ pub enum UploadError {
     BadZip,
     #[error("too many files in one upload (limit {0})")]
     TooManyFiles(usize),
-    #[error("the unpacked upload is larger than allowed")]
+    #[error("the upload is larger than allowed")]
     TooLarge,
+    #[error("the upload was cut off before its end")]
+    Interrupted { limit: u64 },
+    #[error("the upload could not be buffered")]
+    Spool,
+    #[error("the files could not be stored")]
+    Storage,
 }
 
 impl UploadError {
@@ -56,6 +61,8 @@ impl UploadError {
             UploadError::BadZip => "bad_zip",
             UploadError::TooManyFiles(_) => "too_many_files",
             UploadError::TooLarge => "upload_too_large",
+            UploadError::Interrupted { .. } => "upload_interrupted",
+            UploadError::Spool | UploadError::Storage => "storage_error",
         }
     }
 }
@@ -72,132 +79,6 @@ pub fn label(name: &str) -> String {
 
 pub fn is_zip(bytes: &[u8]) -> bool {
     bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06")
-}
-
-/// Unpacks a ZIP: regular files only; directories skipped; symlinks, absolute or
-/// escaping names, oversize and over-compressed entries rejected per entry.
-pub fn expand_zip(
-    bytes: &Bytes,
-    limits: &UploadLimits,
-    files: &mut Vec<UploadedFile>,
-    rejected: &mut Vec<Rejection>,
-) -> Result<(), UploadError> {
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.as_ref()))
-        .map_err(|_| UploadError::BadZip)?;
-    if files.len() + archive.len() > limits.max_files {
-        return Err(UploadError::TooManyFiles(limits.max_files));
-    }
-    let mut total: u64 = files.iter().map(|f| f.bytes.len() as u64).sum();
-    for i in 0..archive.len() {
-        let mut entry = archive.by_index(i).map_err(|_| UploadError::BadZip)?;
-        let name = label(entry.name());
-        if entry.is_dir() {
-            continue;
-        }
-        let is_symlink = entry.unix_mode().is_some_and(|m| m & 0o170000 == 0o120000);
-        if is_symlink {
-            rejected.push(Rejection::new(
-                &name,
-                "zip_symlink",
-                "Symbolic links are not accepted.",
-            ));
-            continue;
-        }
-        if entry.enclosed_name().is_none()
-            || name.starts_with('/')
-            || name.contains('\\') && name.contains("..")
-        {
-            rejected.push(Rejection::new(
-                &name,
-                "zip_unsafe_name",
-                "The file name points outside the archive.",
-            ));
-            continue;
-        }
-        let base = name.rsplit(['/', '\\']).next().unwrap_or("");
-        if base.eq_ignore_ascii_case("DICOMDIR") {
-            continue;
-        }
-        let declared = entry.size();
-        let compressed = entry.compressed_size().max(1);
-        if declared > limits.max_file_bytes {
-            rejected.push(Rejection::new(
-                &name,
-                "file_too_large",
-                "The file is larger than allowed.",
-            ));
-            continue;
-        }
-        if declared / compressed > limits.max_ratio {
-            rejected.push(Rejection::new(
-                &name,
-                "zip_bomb",
-                "The file is compressed suspiciously well and was not unpacked.",
-            ));
-            continue;
-        }
-        // Read at most one byte past what the header declares: sizes in ZIP headers
-        // can lie, and a lie is a bomb or a broken archive either way.
-        let mut buf = Vec::with_capacity(declared.min(limits.max_file_bytes) as usize);
-        let read = (&mut entry).take(declared + 1).read_to_end(&mut buf);
-        if read.is_err() {
-            rejected.push(Rejection::new(
-                &name,
-                "zip_entry_damaged",
-                "The file inside the ZIP is damaged.",
-            ));
-            continue;
-        }
-        if buf.len() as u64 > declared {
-            rejected.push(Rejection::new(
-                &name,
-                "zip_bomb",
-                "The file is larger than the archive says and was not unpacked.",
-            ));
-            continue;
-        }
-        total += buf.len() as u64;
-        if total > limits.max_total_bytes {
-            return Err(UploadError::TooLarge);
-        }
-        files.push(UploadedFile {
-            name,
-            bytes: Bytes::from(buf),
-        });
-    }
-    Ok(())
-}
-
-/// One body: a ZIP is unpacked, anything else is taken as a single file.
-pub fn expand_body(
-    name: &str,
-    bytes: Bytes,
-    limits: &UploadLimits,
-    files: &mut Vec<UploadedFile>,
-    rejected: &mut Vec<Rejection>,
-) -> Result<(), UploadError> {
-    if is_zip(&bytes) {
-        expand_zip(&bytes, limits, files, rejected)
-    } else if name
-        .rsplit(['/', '\\'])
-        .next()
-        .is_some_and(|b| b.eq_ignore_ascii_case("DICOMDIR"))
-    {
-        // A DICOMDIR only indexes the media; the images arrive as the other files.
-        Ok(())
-    } else {
-        if files.len() >= limits.max_files {
-            return Err(UploadError::TooManyFiles(limits.max_files));
-        }
-        if bytes.len() as u64 > limits.max_file_bytes {
-            return Err(UploadError::TooLarge);
-        }
-        files.push(UploadedFile {
-            name: label(name),
-            bytes,
-        });
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -228,6 +109,20 @@ mod tests {
         Bytes::from(buf.into_inner())
     }
 
+    type Walked = (Vec<(String, Vec<u8>)>, Vec<Rejection>);
+
+    fn walk(z: Bytes) -> Result<Walked, UploadError> {
+        let (mut files, mut rejected) = (Vec::new(), Vec::new());
+        crate::studies::upload_stream::walk_zip(std::io::Cursor::new(z), &limits(), |item| {
+            match item {
+                crate::studies::upload_stream::ZipItem::File(n, b) => files.push((n, b)),
+                crate::studies::upload_stream::ZipItem::Refused(r) => rejected.push(r),
+            }
+            true
+        })?;
+        Ok((files, rejected))
+    }
+
     #[test]
     fn zip_entries_are_checked() {
         let z = zip_of(&[
@@ -236,10 +131,8 @@ mod tests {
             ("bomb.dcm", vec![0u8; 900_000]),
             ("DICOMDIR", vec![3u8; 10]),
         ]);
-        let (mut files, mut rejected) = (Vec::new(), Vec::new());
-        expand_body("x.zip", z, &limits(), &mut files, &mut rejected).expect("expand");
-        assert_eq!(files.len(), 1);
-        assert_eq!(files[0].name, "a/one.dcm");
+        let (files, rejected) = walk(z).expect("walk");
+        assert_eq!(files, vec![("a/one.dcm".to_string(), vec![1u8; 100])]);
         let codes: Vec<&str> = rejected.iter().map(|r| r.code.as_str()).collect();
         assert_eq!(codes, vec!["zip_unsafe_name", "zip_bomb"]);
     }
@@ -253,8 +146,7 @@ mod tests {
             .iter()
             .map(|(n, d)| (n.as_str(), d.clone()))
             .collect();
-        let (mut files, mut rejected) = (Vec::new(), Vec::new());
-        let err = expand_body("x.zip", zip_of(&refs), &limits(), &mut files, &mut rejected);
+        let err = walk(zip_of(&refs));
         assert!(matches!(err, Err(UploadError::TooManyFiles(10))));
     }
 }

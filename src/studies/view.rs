@@ -132,8 +132,69 @@ impl ImageFormat {
     }
 }
 
-/// One frame (zero-based) rendered and encoded. Rendering runs off the async threads.
+/// One frame (zero-based) rendered and encoded. The kept variants (thumbnail,
+/// preview, full) come from the encrypted render cache when there, and go into it
+/// when drawn. Rendering runs off the async threads.
 pub async fn render_image(
+    svc: &Services,
+    practice_id: &str,
+    study_id: &str,
+    instance_id: &str,
+    frame: u32,
+    options: crate::dicom::render::RenderOptions,
+    format: ImageFormat,
+) -> Result<Vec<u8>, StudyError> {
+    let variant = super::prepared::variant_of(&options, format);
+    if let Some(variant) = variant {
+        let key_row = svc
+            .db
+            .study_key(practice_id, study_id)
+            .await?
+            .ok_or(StudyError::NotFound)?;
+        let dek = svc.keys.study_key(&svc.db, &key_row).await?;
+        if let Some(hit) =
+            super::prepared::cached(svc, study_id, &dek, instance_id, frame, variant).await?
+        {
+            return Ok(hit);
+        }
+        crate::metrics::RENDER_CACHE_MISSES.inc();
+        let encoded = draw(
+            svc,
+            practice_id,
+            study_id,
+            instance_id,
+            frame,
+            options,
+            format,
+        )
+        .await?;
+        let encoded = bytes::Bytes::from(encoded);
+        super::prepared::store(
+            svc,
+            study_id,
+            &dek,
+            instance_id,
+            frame,
+            variant,
+            format,
+            encoded.clone(),
+        )
+        .await?;
+        return Ok(encoded.to_vec());
+    }
+    draw(
+        svc,
+        practice_id,
+        study_id,
+        instance_id,
+        frame,
+        options,
+        format,
+    )
+    .await
+}
+
+async fn draw(
     svc: &Services,
     practice_id: &str,
     study_id: &str,

@@ -8,11 +8,11 @@ use crate::app::Services;
 use crate::audit::Actor;
 use crate::auth::api_clients::{self, ApiAuthError, TOKEN_TTL_SECS};
 use crate::domain::{Audience, is_valid_id};
-use crate::studies::upload::{Rejection, UploadLimits, UploadedFile, expand_body, label};
-use crate::studies::{ingest, view};
+
+use crate::studies::view;
 use axum::Json;
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 
@@ -48,117 +48,19 @@ pub async fn post_token(State(svc): Svc, axum::Form(form): axum::Form<TokenForm>
     }
 }
 
-fn limits(svc: &Services) -> UploadLimits {
-    UploadLimits {
-        max_files: svc.config.max_upload_files,
-        max_file_bytes: svc.config.max_upload_bytes,
-        max_total_bytes: svc.config.max_upload_bytes.saturating_mul(4),
-        max_ratio: 200,
-    }
-}
-
-/// Who: the practice's API clients. Body: one DICOM file, a ZIP, or multipart of files.
+/// Who: the practice's API clients. Body: one DICOM file, a ZIP, or multipart of
+/// files; read and stored as it arrives.
 pub async fn post_studies(
     State(svc): Svc,
     caller: ApiCaller,
     req: Request,
 ) -> Result<Response, WebError> {
-    let max = crate::studies::upload_limit(&svc, &caller.practice_id).await?;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return Err(WebError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "upload_too_large",
-            format!("Uploads are limited to {max} bytes."),
-        ));
-    }
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let limits = limits(&svc);
-    let mut files: Vec<UploadedFile> = Vec::new();
-    let mut rejected: Vec<Rejection> = Vec::new();
-    let expand = |name: &str,
-                  bytes: bytes::Bytes,
-                  files: &mut Vec<UploadedFile>,
-                  rejected: &mut Vec<Rejection>| {
-        expand_body(name, bytes, &limits, files, rejected).map_err(|e| {
-            let status = match e {
-                crate::studies::upload::UploadError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            WebError::new(status, e.code(), e.to_string())
-        })
-    };
-    if content_type.starts_with("multipart/form-data") {
-        let mut multipart = Multipart::from_request(req, &svc).await.map_err(|_| {
-            WebError::bad_request("bad_multipart", "The multipart body cannot be read.")
-        })?;
-        let mut index = 0;
-        while let Some(field) = multipart.next_field().await.map_err(|_| {
-            WebError::bad_request("bad_multipart", "The multipart body cannot be read.")
-        })? {
-            index += 1;
-            let name = label(field.file_name().unwrap_or(&format!("part-{index}")));
-            let bytes = field.bytes().await.map_err(|_| {
-                WebError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "upload_too_large",
-                    "The upload is larger than allowed.",
-                )
-            })?;
-            if bytes.is_empty() {
-                rejected.push(Rejection::new(&name, "empty_file", "The file is empty."));
-                continue;
-            }
-            expand(&name, bytes, &mut files, &mut rejected)?;
-        }
-    } else if content_type.starts_with("application/dicom")
-        || content_type.starts_with("application/zip")
-        || content_type.starts_with("application/octet-stream")
-    {
-        let bytes = axum::body::to_bytes(req.into_body(), max as usize)
-            .await
-            .map_err(|_| {
-                WebError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "upload_too_large",
-                    "The upload is larger than allowed.",
-                )
-            })?;
-        if bytes.is_empty() {
-            return Err(WebError::bad_request(
-                "empty_upload",
-                "The upload is empty.",
-            ));
-        }
-        expand("upload", bytes, &mut files, &mut rejected)?;
-    } else {
-        return Err(WebError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Send application/dicom, application/zip or multipart/form-data.",
-        ));
-    }
-    if files.is_empty() && rejected.is_empty() {
-        return Err(WebError::bad_request(
-            "empty_upload",
-            "The upload contains no files.",
-        ));
-    }
-    let report = ingest::ingest_files(
+    let report = super::upload_body::ingest_request(
         &svc,
         &caller.practice_id,
-        &Actor::ApiClient(caller.client_id),
-        files,
-        rejected,
+        Actor::ApiClient(caller.client_id),
+        req,
+        false,
     )
     .await?;
     let status = if report.studies.is_empty() {

@@ -6,20 +6,15 @@ use super::error::WebError;
 use super::extract::ApiCaller;
 use crate::app::Services;
 use crate::audit::Actor;
-use crate::studies::upload::UploadedFile;
 use crate::studies::view;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 type Svc = State<Arc<Services>>;
 
-/// Parts in one STOW request, like files in one upload.
-const MAX_PARTS: usize = 5000;
 /// Studies looked at for one QIDO search (their details are sealed, so the search
 /// opens them).
 const MAX_SEARCHED: i64 = 5000;
@@ -61,45 +56,6 @@ fn boundary(content_type: &str) -> Option<String> {
     value("boundary").filter(|b| !b.is_empty() && b.len() <= 200)
 }
 
-fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    hay.get(from..)?
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
-}
-
-/// The parts' bodies (with their declared content type), or `None` if the body is not
-/// well-formed multipart.
-fn parts(body: &Bytes, boundary: &str) -> Option<Vec<(String, Bytes)>> {
-    let delimiter = format!("--{boundary}");
-    let mut out = Vec::new();
-    let mut at = find(body, delimiter.as_bytes(), 0)? + delimiter.len();
-    loop {
-        if body.get(at..at + 2) == Some(b"--") {
-            return Some(out);
-        }
-        let headers_start = find(body, b"\r\n", at)? + 2;
-        let headers_end = find(body, b"\r\n\r\n", headers_start - 2)?;
-        let headers = std::str::from_utf8(&body[headers_start..headers_end]).ok()?;
-        let content_type = headers
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.trim()
-                    .eq_ignore_ascii_case("content-type")
-                    .then(|| v.trim().to_ascii_lowercase())
-            })
-            .unwrap_or_default();
-        let data_start = headers_end + 4;
-        let next = find(body, format!("\r\n{delimiter}").as_bytes(), data_start)?;
-        out.push((content_type, body.slice(data_start..next)));
-        if out.len() > MAX_PARTS {
-            return None;
-        }
-        at = next + 2 + delimiter.len();
-    }
-}
-
 fn sop_item(class: &str, instance: &str) -> serde_json::Map<String, Value> {
     let mut m = serde_json::Map::new();
     if !class.is_empty() {
@@ -112,42 +68,57 @@ fn sop_item(class: &str, instance: &str) -> serde_json::Map<String, Value> {
 }
 
 /// Who: the practice's API clients (bearer token). STOW-RS: stores the instances of
-/// the body; answers which were stored and which failed, and why.
+/// the body as they arrive (one part in memory at a time); answers which were
+/// stored and which failed, and why.
 pub async fn post_studies(
     State(svc): Svc,
     caller: ApiCaller,
-    headers: HeaderMap,
-    body: Bytes,
+    req: axum::extract::Request,
 ) -> Result<Response, WebError> {
-    let content_type = headers
+    use crate::studies::ingest::FileOutcome;
+    let content_type = req
+        .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let Some(boundary) = boundary(content_type) else {
+        .unwrap_or("")
+        .to_string();
+    let Some(boundary) = boundary(&content_type) else {
         return Err(WebError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
             "Send multipart/related; type=\"application/dicom\".",
         ));
     };
-    let max = crate::studies::upload_limit(&svc, &caller.practice_id).await?;
-    if body.len() as u64 > max {
-        return Err(WebError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "upload_too_large",
-            format!("Uploads are limited to {max} bytes."),
-        ));
-    }
-    let parts = parts(&body, &boundary).ok_or_else(|| {
-        WebError::bad_request("malformed_multipart", "The multipart body cannot be read.")
-    })?;
-    let mut failed = Vec::new();
-    let mut files = Vec::new();
-    // part name → (SOP class, SOP instance) for the answer.
-    let mut uids: HashMap<String, (String, String)> = HashMap::new();
-    for (n, (part_type, bytes)) in parts.into_iter().enumerate() {
-        let name = format!("part-{}", n + 1);
-        if !part_type.is_empty() && !part_type.starts_with("application/dicom") {
+    let limits = super::upload_body::request_limits(&svc, &caller.practice_id).await?;
+    let mut intake = super::upload_body::open_intake(
+        &svc,
+        &caller.practice_id,
+        Actor::ApiClient(caller.client_id.clone()),
+        req.headers(),
+        &limits,
+    )
+    .await?;
+    let spool = svc.config.data_dir.join("spool");
+    let mut tally = crate::studies::upload_stream::Tally::default();
+    let mut multipart = multer::Multipart::new(req.into_body().into_data_stream(), boundary);
+    let (mut stored, mut failed) = (Vec::new(), Vec::new());
+    let mut index = 0;
+    let mut broken = None;
+    loop {
+        let part = match multipart.next_field().await {
+            Ok(Some(part)) => part,
+            Ok(None) => break,
+            Err(_) => {
+                broken = Some("malformed_multipart");
+                break;
+            }
+        };
+        index += 1;
+        let part_type = part
+            .content_type()
+            .map(|m| m.essence_str().to_ascii_lowercase())
+            .unwrap_or_default();
+        if !part_type.is_empty() && part_type != "application/dicom" {
             let mut item = sop_item("", "");
             item.insert(
                 "00081197".into(),
@@ -156,42 +127,66 @@ pub async fn post_studies(
             failed.push(item);
             continue;
         }
-        if let Ok(p) = crate::dicom::parse::normalize_preamble(&bytes)
-            .and_then(|b| crate::dicom::parse::parse(&b))
-        {
-            uids.insert(name.clone(), (p.sop_class_uid, p.sop_instance_uid));
-        }
-        files.push(UploadedFile { name, bytes });
-    }
-    let report = crate::studies::ingest::ingest_files(
-        &svc,
-        &caller.practice_id,
-        &Actor::ApiClient(caller.client_id.clone()),
-        files.clone(),
-        Vec::new(),
-    )
-    .await?;
-    let rejected: HashMap<&str, &str> = report
-        .rejected
-        .iter()
-        .map(|r| (r.file.as_str(), r.code.as_str()))
-        .collect();
-    let mut stored = Vec::new();
-    for f in &files {
-        let (class, instance) = uids.get(&f.name).cloned().unwrap_or_default();
-        let mut item = sop_item(&class, &instance);
-        match rejected.get(f.name.as_str()) {
-            Some(code) => {
-                let reason = match *code {
+        let name = format!("part-{index}");
+        let outcome = crate::studies::upload_stream::feed(
+            &mut intake,
+            &name,
+            part,
+            &limits,
+            &spool,
+            &mut tally,
+            false,
+        )
+        .await;
+        match outcome {
+            Ok(Some(FileOutcome::Stored {
+                sop_class,
+                sop_instance,
+            }))
+            | Ok(Some(FileOutcome::Duplicate {
+                sop_class,
+                sop_instance,
+            })) => {
+                stored.push(Value::Object(sop_item(&sop_class, &sop_instance)));
+            }
+            Ok(Some(FileOutcome::Rejected(code))) => {
+                let reason = match code {
                     "patient_mismatch" => FAILURE_MISMATCH,
-                    "storage_error" => FAILURE_PROCESSING,
+                    "storage_error" | "quota_exceeded" => FAILURE_PROCESSING,
                     _ => FAILURE_CANNOT_UNDERSTAND,
                 };
+                let mut item = sop_item("", "");
                 item.insert("00081197".into(), json!({"vr": "US", "Value": [reason]}));
                 failed.push(item);
             }
-            None => stored.push(Value::Object(item)),
+            Ok(None) => {}
+            Err(e) => {
+                broken = Some(e.code());
+                break;
+            }
         }
+    }
+    intake.finish().await?;
+    if let Some(code) = broken {
+        if stored.is_empty() {
+            let status = if code == "upload_too_large" || code == "too_many_files" {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return Err(WebError::new(
+                status,
+                code,
+                "The multipart body could not be read to its end.",
+            ));
+        }
+        // What arrived before the break is stored; the rest is reported as failed.
+        let mut item = sop_item("", "");
+        item.insert(
+            "00081197".into(),
+            json!({"vr": "US", "Value": [FAILURE_PROCESSING]}),
+        );
+        failed.push(item);
     }
     let failed: Vec<Value> = failed.into_iter().map(Value::Object).collect();
     let mut answer = serde_json::Map::new();
@@ -465,27 +460,6 @@ async fn rendered(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn multipart_related_is_split_into_parts() {
-        let body = Bytes::from_static(
-            b"--b1\r\nContent-Type: application/dicom\r\n\r\nAAA\r\n--b1\r\nContent-Type: application/dicom\r\n\r\nB\r\nB\r\n--b1--\r\n",
-        );
-        let p = parts(&body, "b1").expect("parts");
-        assert_eq!(p.len(), 2);
-        assert_eq!(&p[0].1[..], b"AAA");
-        assert_eq!(&p[1].1[..], b"B\r\nB");
-        assert!(parts(&Bytes::from_static(b"no parts here"), "b1").is_none());
-        assert_eq!(
-            boundary("multipart/related; type=\"application/dicom\"; boundary=\"x y\""),
-            Some("x y".into())
-        );
-        assert_eq!(
-            boundary("multipart/related; type=\"application/json\"; boundary=x"),
-            None
-        );
-        assert_eq!(boundary("application/dicom"), None);
-    }
 
     #[test]
     fn query_matching() {

@@ -13,6 +13,7 @@ pub mod patient;
 pub mod patient_files;
 pub mod practice_admin;
 pub mod staff;
+pub mod upload_body;
 
 use crate::app::Services;
 use axum::Router;
@@ -97,6 +98,10 @@ pub fn router(svc: Arc<Services>) -> Router {
         // a live patient/referrer session (PatientSession)
         .route("/view", get(patient::get_viewer))
         .route("/view/api/study", get(patient::get_manifest))
+        .route(
+            "/view/api/instances/{id}/thumbnail",
+            get(patient::get_thumbnail),
+        )
         .route(
             "/view/api/instances/{id}/frames/{frame}/rendered",
             get(patient::get_rendered),

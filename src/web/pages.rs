@@ -537,7 +537,12 @@ pub struct ViewerPage {
     pub study_date: String,
     pub study_description: String,
     pub access_until: String,
+    /// The gallery for browsers without JavaScript.
     pub series: Vec<SeriesView>,
+    /// The first image, in the page itself so it loads before any script runs.
+    pub first: Option<ImageView>,
+    /// The viewer manifest, escaped for a script element.
+    pub manifest_json: String,
     pub findings: Vec<FindingView>,
     /// Who opened the study: (when, who), newest first.
     pub accesses: Vec<(String, &'static str)>,

@@ -380,6 +380,23 @@ async fn viewer_page(
                 .collect(),
         })
         .collect();
+    let manifest = viewer_manifest(svc, &scope, &detail, t).await?;
+    let first = detail
+        .series
+        .iter()
+        .flat_map(|s| s.instances.iter())
+        .find(|i| i.rows > 0)
+        .map(|i| ImageView {
+            src: format!(
+                "/view/api/instances/{}/frames/1/rendered?viewport={PREVIEW_PX},{PREVIEW_PX}&format=jpeg",
+                i.id
+            ),
+            full: String::new(),
+            download: String::new(),
+            number: i.instance_number,
+            width: i.columns,
+            height: i.rows,
+        });
     Ok(render(
         StatusCode::OK,
         &ViewerPage {
@@ -389,6 +406,8 @@ async fn viewer_page(
             study_description: detail.study.description.clone(),
             access_until: super::pages::unix_date(t, scope.grant_expires_at),
             series,
+            first,
+            manifest_json: script_json(&manifest),
             findings,
             accesses,
             can_forward,
@@ -396,6 +415,54 @@ async fn viewer_page(
             can_download: scope.allow_download,
         },
     ))
+}
+
+/// JSON placed inside a `<script type="application/json">`: `<`, `>` and `&` written
+/// as escapes, so no patient text can close the element or start markup.
+fn script_json(value: &serde_json::Value) -> String {
+    value
+        .to_string()
+        .replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+/// What the viewer script draws from: the study's series and images with their
+/// geometry, the URL patterns of rendered frames, and what the grant allows. The
+/// same JSON is embedded in the page (no extra round trip) and served at
+/// `/view/api/study`.
+async fn viewer_manifest(
+    svc: &Services,
+    scope: &crate::access::sessions::PatientScope,
+    detail: &view::StudyDetail,
+    t: &'static super::pages::Texts,
+) -> Result<serde_json::Value, WebError> {
+    let now = svc.clock.now();
+    let early =
+        crate::studies::findings::early_access(svc, &scope.practice_id, &scope.audience).await?;
+    let findings: Vec<_> = crate::studies::findings::list(svc, &scope.practice_id, &scope.study_id)
+        .await?
+        .into_iter()
+        .filter(|f| early || f.release_at <= now)
+        .collect();
+    Ok(serde_json::json!({
+        "findings": findings,
+        "study": detail,
+        "display": {
+            "patient_name": display_person_name(&detail.study.patient_name),
+            "study_date": super::pages::dicom_date(t, &detail.study.study_date),
+            "description": detail.study.description,
+        },
+        "urls": {
+            "frame": "/view/api/instances/{instance}/frames/{frame}/rendered",
+            "thumbnail": "/view/api/instances/{instance}/thumbnail",
+            "download": if scope.allow_download { "/view/api/instances/{instance}/frames/{frame}/download" } else { "" },
+        },
+        "preview_px": PREVIEW_PX,
+        "can_download": scope.allow_download,
+        "access_until": scope.grant_expires_at,
+        "session_ends_at": scope.ends_at,
+    }))
 }
 
 fn access_actor(scope: &crate::access::sessions::PatientScope) -> audit::Actor {
@@ -406,24 +473,40 @@ fn access_actor(scope: &crate::access::sessions::PatientScope) -> audit::Actor {
 pub async fn get_manifest(
     State(svc): Svc,
     PatientSession(scope): PatientSession,
+    headers: HeaderMap,
 ) -> Result<Response, WebError> {
     let detail = view::detail(&svc, &scope.practice_id, &scope.study_id).await?;
-    let now = svc.clock.now();
-    let early =
-        crate::studies::findings::early_access(&svc, &scope.practice_id, &scope.audience).await?;
-    let findings: Vec<_> =
-        crate::studies::findings::list(&svc, &scope.practice_id, &scope.study_id)
-            .await?
-            .into_iter()
-            .filter(|f| early || f.release_at <= now)
-            .collect();
-    Ok(Json(serde_json::json!({
-        "findings": findings,
-        "study": detail,
-        "access_until": scope.grant_expires_at,
-        "session_ends_at": scope.ends_at,
-    }))
-    .into_response())
+    let manifest = viewer_manifest(&svc, &scope, &detail, texts(&headers)).await?;
+    Ok(Json(manifest).into_response())
+}
+
+/// Who: a live patient or referrer session; instances of other studies answer 404.
+/// The first frame as a small JPEG for the series strip (prepared at ingest).
+pub async fn get_thumbnail(
+    State(svc): Svc,
+    PatientSession(scope): PatientSession,
+    Path(instance_id): Path<String>,
+) -> Result<Response, WebError> {
+    if !is_valid_id(&instance_id) {
+        return Err(WebError::not_found());
+    }
+    let (options, format) = crate::studies::prepared::THUMBNAIL;
+    let image = view::render_image(
+        &svc,
+        &scope.practice_id,
+        &scope.study_id,
+        &instance_id,
+        0,
+        options,
+        format,
+    )
+    .await?;
+    let mut res = ([(header::CONTENT_TYPE, format.media_type())], image).into_response();
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    Ok(res)
 }
 
 /// Who: a live patient or referrer session; instances of other studies answer 404.

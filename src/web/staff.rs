@@ -12,11 +12,11 @@ use crate::auth::staff::{self, NextStep, StaffAuthError, StaffScope};
 use crate::clock::format_datetime;
 use crate::dicom::display_person_name;
 use crate::domain::{Audience, is_valid_id};
-use crate::studies::upload::{Rejection, UploadLimits, UploadedFile, expand_body, label};
+
+use crate::studies::StudySummary;
 use crate::studies::view::{self, StudyFilter};
-use crate::studies::{StudySummary, ingest};
 use askama::Template;
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
@@ -768,56 +768,12 @@ pub async fn post_upload(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     check_csrf(&staff, presented)?;
-    let max = crate::studies::upload_limit(&svc, &staff.practice_id).await?;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
-        return Err(WebError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "upload_too_large",
-            format!("Uploads are limited to {max} bytes."),
-        ));
-    }
-    let limits = UploadLimits {
-        max_files: svc.config.max_upload_files,
-        max_file_bytes: max,
-        max_total_bytes: max.saturating_mul(4),
-        max_ratio: 200,
-    };
-    let mut files: Vec<UploadedFile> = Vec::new();
-    let mut rejected: Vec<Rejection> = Vec::new();
-    let mut multipart = Multipart::from_request(req, &svc)
-        .await
-        .map_err(|_| WebError::bad_request("bad_multipart", "The upload cannot be read."))?;
-    while let Some(field) = multipart
-        .next_field()
-        .await
-        .map_err(|_| WebError::bad_request("bad_multipart", "The upload cannot be read."))?
-    {
-        let name = label(field.file_name().unwrap_or("upload"));
-        let bytes = field.bytes().await.map_err(|_| {
-            WebError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "upload_too_large",
-                "The upload is larger than allowed.",
-            )
-        })?;
-        if bytes.is_empty() {
-            rejected.push(Rejection::new(&name, "empty_file", "The file is empty."));
-            continue;
-        }
-        expand_body(&name, bytes, &limits, &mut files, &mut rejected)
-            .map_err(|e| WebError::bad_request(e.code(), e.to_string()))?;
-    }
-    let report = ingest::ingest_files(
+    let report = super::upload_body::ingest_request(
         &svc,
         &staff.practice_id,
-        &Actor::Staff(staff.user_id.clone()),
-        files,
-        rejected,
+        Actor::Staff(staff.user_id.clone()),
+        req,
+        true,
     )
     .await?;
     Ok(Json(report).into_response())

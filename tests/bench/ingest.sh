@@ -32,7 +32,7 @@ FILES=$(ls "$WORK/cstore" | wc -l)
 echo "study: $FILES files, $((BYTES / 1000000)) MB (each run a new study)"
 
 start=$(date +%s.%N)
-TCP_NODELAY=1 storescu -aec "$AE" +sd 127.0.0.1 "$PORT" "$WORK/cstore"
+TCP_NODELAY=1 /usr/bin/storescu -aec "$AE" +sd 127.0.0.1 "$PORT" "$WORK/cstore"
 end=$(date +%s.%N)
 report "C-STORE (storescu)" "$BYTES" "$FILES" "$(echo "$end - $start" | bc)"
 

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bin, shots, startDemo, launchBrowser, totp } from './support.mjs';
+import { bin, shots, startDemo, launchBrowser, totp, waitForViewerImages } from './support.mjs';
 
 let running;
 let demo;
@@ -88,17 +88,14 @@ test('patient: QR link and password on a phone', async () => {
   await page.click('button[type=submit]');
   await page.waitForURL('**/view');
   assert.ok(!page.url().includes('/s/'), 'the link token left the address bar');
-  await page.waitForFunction(() => {
-    const imgs = [...document.querySelectorAll('#viewer img')];
-    return imgs.length > 0 && imgs.slice(0, 2).every((i) => i.complete && i.naturalWidth > 0);
-  });
+  await waitForViewerImages(page, 2);
   await page.screenshot({ path: join(shots, 'patient-2-viewer.png') });
   // Nothing but the per-tab nonce is kept in the browser.
   const storage = await page.evaluate(() => ({ local: localStorage.length, session: Object.keys(sessionStorage) }));
   assert.deepEqual(storage, { local: 0, session: ['lk-tab'] });
   // A reload keeps the session.
   await page.reload();
-  await page.waitForSelector('#viewer img');
+  await waitForViewerImages(page, 1);
   assert.ok(page.url().endsWith('/view'));
   // Closing the tab ends it within seconds, even for the same cookies elsewhere.
   const cookies = await ctx.cookies();

@@ -5,7 +5,12 @@
 //
 // The ratio says how many "trivial page loads" the sign-in costs, which stays
 // comparable between machines where absolute milliseconds do not.
-import { PHONE, startDemo, launchBrowser } from './support.mjs';
+//
+// Then a large CT (BIG_SLICES slices of BIG_SIZE², default 300 × 512², uploaded through
+// the API) on the same throttled phone: password to first image painted, to every
+// preview of the series in memory, and frames per second while scrolling through the
+// whole loaded stack. BIG_SLICES=0 skips it.
+import { PHONE, startDemo, launchBrowser, apiToken, uploadSynthStudy } from './support.mjs';
 
 const RUNS = Number(process.env.RUNS || 5);
 // A mid-range phone on a poor mobile connection (Lighthouse's "slow 4G" is similar).
@@ -54,7 +59,8 @@ async function timeSignIn(browser, demo) {
       const img = e.target;
       if (img.tagName !== 'IMG' || !img.closest('#viewer')) return;
       window.__lkFirst ??= Date.now();
-      if (img.closest('section.series')) window.__lkFirstStudy ??= Date.now();
+      // The study's first image is the one the server puts in the page for the viewer.
+      if (img.id === 'first-image') window.__lkFirstStudy ??= Date.now();
     }, true);
   });
   try {
@@ -65,6 +71,70 @@ async function timeSignIn(browser, demo) {
     await page.waitForFunction(() => window.__lkFirstStudy, null, { timeout: 120_000 });
     const marks = await page.evaluate(() => [window.__lkFirst, window.__lkFirstStudy]);
     return { first: marks[0] - t0, study: marks[1] - t0 };
+  } finally {
+    await ctx.close();
+  }
+}
+
+const BIG_SLICES = Number(process.env.BIG_SLICES ?? 300);
+const BIG_SIZE = Number(process.env.BIG_SIZE || 512);
+
+// The large study: first paint of the server's image and of the viewer's canvas, all
+// previews in memory, then a scroll through the stack one slice per animation frame.
+async function timeBigStudy(browser, grant) {
+  const { ctx, page } = await throttledPage(browser);
+  await ctx.addInitScript(() => {
+    document.addEventListener('load', (e) => {
+      if (e.target.id === 'first-image') window.__lkFirstImg ??= Date.now();
+    }, true);
+    // Checked every frame: cheap, and independent of the viewer's internals.
+    const poll = () => {
+      const root = document.getElementById('image-viewer');
+      const pane = root?.querySelector('.iv-pane');
+      if (pane?.dataset.shown) window.__lkCanvas ??= Date.now();
+      if (root?.dataset.total && root.dataset.loaded === root.dataset.total) window.__lkAll ??= Date.now();
+      if (!window.__lkAll) requestAnimationFrame(poll);
+    };
+    requestAnimationFrame(poll);
+  });
+  try {
+    await page.goto(grant.link, { waitUntil: 'load' });
+    await page.fill('#password', grant.password);
+    const t0 = Date.now();
+    await page.click('button[type=submit]');
+    await page.waitForFunction(() => window.__lkCanvas, null, { timeout: 120_000 });
+    await page.waitForFunction(() => window.__lkAll, null, { timeout: 900_000, polling: 1000 });
+    const [img, canvas, all] = await page.evaluate(() => [window.__lkFirstImg, window.__lkCanvas, window.__lkAll]);
+    // Scroll: one ArrowDown per animation frame from the first slice to the last,
+    // noting each frame's time and whether the slice asked for is the one drawn.
+    const scroll = await page.evaluate(() => new Promise((resolve) => {
+      const pane = document.querySelector('#image-viewer .iv-pane');
+      pane.focus();
+      pane.dispatchEvent(new KeyboardEvent('keydown', { key: 'Home', bubbles: true }));
+      const total = Number(pane.dataset.total);
+      const times = [];
+      let exact = 0;
+      const frame = (ts) => {
+        times.push(ts);
+        const want = Number(pane.dataset.index);
+        if ((pane.dataset.shown || '').length && pane.dataset.drawnIndex === String(want)) exact++;
+        if (want >= total) {
+          const gaps = times.slice(1).map((t, i) => t - times[i]).sort((a, b) => a - b);
+          resolve({
+            frames: times.length,
+            fps: (1000 * (times.length - 1)) / (times[times.length - 1] - times[0]),
+            p95_frame_ms: gaps[Math.floor(gaps.length * 0.95)],
+            slowest_frame_ms: gaps[gaps.length - 1],
+            exact_slice_frames: exact,
+          });
+          return;
+        }
+        pane.dispatchEvent(new KeyboardEvent('keydown', { key: 'ArrowDown', bubbles: true }));
+        requestAnimationFrame(frame);
+      };
+      requestAnimationFrame(frame);
+    }));
+    return { first_image_ms: img - t0, first_canvas_ms: canvas - t0, all_previews_ms: all - t0, scroll };
   } finally {
     await ctx.close();
   }
@@ -103,6 +173,12 @@ try {
     submit_to_first_study_image_ms: { median: Math.round(median(studyImage)), runs: round(studyImage) },
     ratio_first_image_to_floor: Number((median(signIn) / floor).toFixed(2)),
   };
+  if (BIG_SLICES > 0) {
+    const token = await apiToken(demo);
+    const t = Date.now();
+    const { grant } = await uploadSynthStudy(demo, token, { slices: BIG_SLICES, size: BIG_SIZE });
+    result.big_study = { slices: BIG_SLICES, size: BIG_SIZE, upload_ms: Date.now() - t, ...(await timeBigStudy(browser, grant)) };
+  }
   console.log(JSON.stringify(result, null, 2));
 } finally {
   await browser.close();

@@ -45,15 +45,10 @@ test('code and password: the code in any spelling opens the viewer', async () =>
     await page.click('button[type=submit]');
     await page.waitForURL('**/view');
     await waitForViewerImages(page, 1);
-    // A decoded image can still be a blank square; the rendering must have content.
+    // A drawn image can still be a blank square; the rendering must have content.
     const colours = await page.evaluate(() => {
-      const img = document.querySelector('#viewer img');
-      const canvas = document.createElement('canvas');
-      canvas.width = img.naturalWidth;
-      canvas.height = img.naturalHeight;
-      const g = canvas.getContext('2d');
-      g.drawImage(img, 0, 0);
-      const d = g.getImageData(0, 0, canvas.width, canvas.height).data;
+      const canvas = document.querySelector('#image-viewer .iv-canvas');
+      const d = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
       const seen = new Set();
       for (let i = 0; i < d.length; i += 4) seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
       return seen.size;
@@ -227,13 +222,24 @@ test('hygiene: one origin, no-store, nothing left in the browser', async (t) => 
     } else {
       t.diagnostic('no findings section in this build: the journey skips opening it');
     }
-    // Every image, as a patient scrolling through all of them would load them. Not
-    // 'networkidle': a heartbeat whose body the page never reads stays "pending".
+    // Every image, as a patient going through all of them would load them: each
+    // series in the viewer until its whole stack is in memory, then the page's other
+    // images. Not 'networkidle': a heartbeat whose body the page never reads stays
+    // "pending".
+    const seriesCount = await page.locator('#image-viewer .iv-thumb').count();
+    assert.ok(seriesCount > 0, 'the viewer lists the series');
+    for (let i = 0; i < seriesCount; i++) {
+      await page.locator('#image-viewer .iv-thumb').nth(i).click();
+      await page.waitForFunction(() => {
+        const r = document.getElementById('image-viewer');
+        return r.dataset.total && r.dataset.loaded === r.dataset.total;
+      });
+    }
     await page.evaluate(() => {
       for (const img of document.images) img.loading = 'eager';
       window.scrollTo(0, document.body.scrollHeight);
     });
-    await page.waitForFunction(() => [...document.images].every((i) => i.complete && i.naturalWidth > 0));
+    await page.waitForFunction(() => [...document.images].every((i) => i.hidden || (i.complete && i.naturalWidth > 0)));
 
     const storage = await page.evaluate(async () => ({
       local: localStorage.length,
@@ -373,16 +379,30 @@ test('downloads: the study as a CD-like ZIP and single images as JPEG', async ()
       await local.close();
     }
 
-    // One JPEG link per viewer image.
-    const images = await page.locator('#viewer section.series img').count();
-    const jpegLinks = page.locator('a.download-image');
-    assert.equal(await jpegLinks.count(), images);
-    const hrefs = await jpegLinks.evaluateAll((as) => as.map((a) => a.getAttribute('href')));
-    assert.ok(hrefs.every((h) => /^\/view\/api\/instances\/[0-9a-z]+\/frames\/1\/download$/.test(h)), `JPEG links: ${hrefs.slice(0, 3).join(', ')}`);
+    // A JPEG link for every image of the study: the viewer's download button follows
+    // the image on screen, so walk through every series and slice with the keyboard.
+    const manifest = await page.evaluate(() => JSON.parse(document.getElementById('study-manifest').textContent));
+    const images = manifest.study.series.flatMap((s) => s.instances).filter((i) => i.rows > 0)
+      .reduce((n, i) => n + Math.max(1, i.frames), 0);
+    const hrefs = new Set();
+    const thumbs = page.locator('#image-viewer .iv-thumb');
+    for (let i = 0; i < await thumbs.count(); i++) {
+      await thumbs.nth(i).click();
+      await page.locator('#image-viewer .iv-pane').focus();
+      await page.keyboard.press('Home');
+      const total = Number(await page.locator('#image-viewer .iv-pane').getAttribute('data-total'));
+      for (let k = 0; k < total; k++) {
+        hrefs.add(await page.locator('#image-viewer a.download-image').getAttribute('href'));
+        await page.keyboard.press('ArrowDown');
+      }
+    }
+    assert.equal(hrefs.size, images, 'one JPEG per image');
+    const list = [...hrefs];
+    assert.ok(list.every((h) => /^\/view\/api\/instances\/[0-9a-z]+\/frames\/\d+\/download$/.test(h)), `JPEG links: ${list.slice(0, 3).join(', ')}`);
     const jpeg = await page.evaluate(async (href) => {
       const r = await fetch(href);
       return { status: r.status, type: r.headers.get('content-type') };
-    }, hrefs[0]);
+    }, list[0]);
     assert.deepEqual(jpeg, { status: 200, type: 'image/jpeg' });
   } finally {
     await ctx.close();

@@ -3,9 +3,9 @@
 //
 // Needs: LICHTKASTEN_BIN (the built binary), Chromium at /usr/bin/chromium.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -87,12 +87,76 @@ export async function signInByLink(page, link, password) {
   await page.waitForURL('**/view');
 }
 
-/** Waits until the first `count` viewer images are decoded (later ones load lazily). */
+/**
+ * Waits until the image viewer has drawn its first image and holds at least `count`
+ * images of the shown series in memory (it loads the rest in the background).
+ */
 export async function waitForViewerImages(page, count = 2) {
   await page.waitForFunction((n) => {
-    const imgs = [...document.querySelectorAll('#viewer img')];
-    return imgs.length > 0 && imgs.slice(0, n).every((i) => i.complete && i.naturalWidth > 0);
+    const root = document.getElementById('image-viewer');
+    const pane = root?.querySelector('.iv-pane');
+    if (!pane?.dataset.shown) return false;
+    const total = Number(root.dataset.total || 0);
+    return Number(root.dataset.loaded || 0) >= Math.min(n, total);
   }, count);
+}
+
+/** Grey-level statistics of a viewer pane's canvas, and a coarse grid for comparisons. */
+export function canvasStats(page, pane = 0) {
+  return page.evaluate((i) => {
+    const c = document.querySelectorAll('#image-viewer .iv-canvas')[i];
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let sum = 0, sq = 0, n = 0;
+    for (let p = 0; p < d.length; p += 16) {
+      const g = (d[p] + d[p + 1] + d[p + 2]) / 3;
+      sum += g; sq += g * g; n++;
+    }
+    const grid = [];
+    const G = 32;
+    for (let y = 0; y < G; y++) {
+      for (let x = 0; x < G; x++) {
+        const px = Math.floor(((x + 0.5) / G) * c.width);
+        const py = Math.floor(((y + 0.5) / G) * c.height);
+        const o = (py * c.width + px) * 4;
+        grid.push(Math.round((d[o] + d[o + 1] + d[o + 2]) / 3));
+      }
+    }
+    const mean = sum / n;
+    return { mean, variance: sq / n - mean * mean, grid };
+  }, pane);
+}
+
+/** Mean absolute difference of two canvasStats grids (0 = identical). */
+export function gridDiff(a, b) {
+  let s = 0;
+  for (let i = 0; i < a.grid.length; i++) s += Math.abs(a.grid[i] - b.grid[i]);
+  return s / a.grid.length;
+}
+
+/**
+ * A generated study (`lichtkasten synth`) uploaded through the API as one
+ * multipart/form-data request, with a fresh grant: { studyId, grant }.
+ */
+export async function uploadSynthStudy(demo, token, { slices = 5, size = 64, patientName } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'lk-synth-'));
+  const args = ['synth', '--out', dir, '--slices', String(slices), '--size', String(size)];
+  if (patientName) args.push('--patient-name', patientName);
+  execFileSync(bin, args, { stdio: 'ignore' });
+  const form = new FormData();
+  for (const f of readdirSync(dir).sort()) {
+    form.append('file', new Blob([readFileSync(join(dir, f))], { type: 'application/dicom' }), f);
+  }
+  const res = await fetch(`${demo.base_url}/api/v1/studies`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}` },
+    body: form,
+  });
+  const report = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(report).slice(0, 500));
+  const studyId = report.studies[0].id;
+  const grant = await api(demo, token, 'POST', `/api/v1/studies/${studyId}/grants`, { expires_in_days: 30 });
+  assert.equal(grant.status, 201, grant.text);
+  return { studyId, grant: grant.json };
 }
 
 /** Status of a same-origin fetch made by the page itself, with the page's cookies. */

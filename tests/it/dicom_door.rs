@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 fn tools_present() -> bool {
     let ok = ["echoscu", "storescu", "dcmcjpeg", "gdcmconv"]
         .iter()
-        .all(|t| Command::new(t).arg("--version").output().is_ok());
+        .all(|t| Command::new(dcmtk(t)).arg("--version").output().is_ok());
     if !ok && std::env::var("CI").is_ok() {
         panic!("dcmtk/libgdcm-tools missing in CI");
     }
@@ -20,10 +20,21 @@ fn tools_present() -> bool {
     ok
 }
 
+/// dcmtk's tool by its Debian path: pynetdicom installs Python tools of the same
+/// names (echoscu, storescu) that may come first on PATH.
+fn dcmtk(tool: &str) -> String {
+    let debian = format!("/usr/bin/{tool}");
+    if std::path::Path::new(&debian).exists() {
+        debian
+    } else {
+        tool.to_string()
+    }
+}
+
 /// Runs a dcmtk client off the async threads (the server runs on them).
 async fn run(tool: &'static str, args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
-        Command::new(tool)
+        Command::new(dcmtk(tool))
             .args(&args)
             // Debian's dcmtk leaves Nagle's algorithm on otherwise.
             .env("TCP_NODELAY", "1")
@@ -77,7 +88,12 @@ async fn a_pacs_pushes_a_study_with_storescu() {
     );
     let wrong = run("echoscu", args(&["-aec", "NOBODY"], port, &[])).await;
     assert!(!wrong.status.success());
-    assert!(String::from_utf8_lossy(&wrong.stderr).contains("Called AE Title Not Recognized"));
+    // dcmtk versions spell it "Recognized" or "recognised".
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr)
+            .to_lowercase()
+            .contains("called ae title not recogni")
+    );
 
     // Only the listed calling titles, once the practice has a list.
     let practice = app.services().db.practices().await.expect("p")[0]
@@ -90,7 +106,11 @@ async fn a_pacs_pushes_a_study_with_storescu() {
         .expect("set");
     let stranger = run("echoscu", args(&["-aet", "OTHER", "-aec", &ae], port, &[])).await;
     assert!(!stranger.status.success());
-    assert!(String::from_utf8_lossy(&stranger.stderr).contains("Calling AE Title Not Recognized"));
+    assert!(
+        String::from_utf8_lossy(&stranger.stderr)
+            .to_lowercase()
+            .contains("calling ae title not recogni")
+    );
     let pacs = run("echoscu", args(&["-aet", "PACS1", "-aec", &ae], port, &[])).await;
     assert!(pacs.status.success());
 
@@ -211,4 +231,125 @@ async fn study_id(app: &TestApp, token: &str, study_uid: &str) -> String {
         .and_then(|s| s["id"].as_str())
         .expect("study")
         .to_string()
+}
+
+/// pynetdicom as the PACS: C-ECHO and C-STORE of files in several transfer
+/// syntaxes over plain TCP, then the same over TLS on the TLS listener (with a
+/// certificate made by openssl), and plain TCP against the TLS port fails.
+#[tokio::test]
+async fn pynetdicom_pushes_over_tcp_and_tls() {
+    let have_python = Command::new("python3")
+        .args(["-c", "import pynetdicom, pydicom"])
+        .status()
+        .is_ok_and(|s| s.success());
+    let have_openssl = Command::new("openssl").arg("version").output().is_ok();
+    if !have_python || !have_openssl || !tools_present() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "pynetdicom and openssl are installed by .ci/run"
+        );
+        eprintln!("pynetdicom or openssl missing: skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+        ])
+        .arg("/CN=localhost")
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let app_dir = tempfile::tempdir().expect("dir");
+    let mut config = super::helpers::test_config(app_dir.path()).await;
+    config.dicom_tls_listen = "127.0.0.1:0".into();
+    config.dicom_tls_cert = Some(cert.clone());
+    config.dicom_tls_key = Some(key.clone());
+    let app = TestApp::spawn_with(app_dir, config).await;
+    let demo = app.demo().await;
+    let token = app.bearer(&demo).await;
+    let port = demo["dicom_port"].as_u64().expect("port") as u16;
+    let tls_port = app
+        .running
+        .as_ref()
+        .and_then(|r| r.dicom_tls_addr)
+        .expect("TLS listener")
+        .port();
+    let ae = demo["dicom_ae_title"].as_str().expect("ae").to_string();
+
+    let mut rng = rand::thread_rng();
+    let mut spec = lichtkasten::dicom::synth::StudySpec::demo(&mut rng);
+    spec.patient_id = "PYNET-1".into();
+    let files = lichtkasten::dicom::synth::demo_study(&mut rng, &spec, 4, 64);
+    let mut paths = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        let p = dir.path().join(format!("{i}.dcm"));
+        std::fs::write(&p, f).expect("write");
+        paths.push(p);
+    }
+    // One slice as JPEG lossless, so two transfer syntaxes travel.
+    let jpeg = dir.path().join("jpeg.dcm");
+    assert!(
+        Command::new("dcmcjpeg")
+            .arg("+e1")
+            .arg(&paths[0])
+            .arg(&jpeg)
+            .status()
+            .expect("dcmcjpeg")
+            .success()
+    );
+    paths[0] = jpeg;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/pynetdicom_store.py"
+    );
+    let push = |port: u16, tls: bool, files: Vec<std::path::PathBuf>| {
+        let mut args: Vec<String> = vec![
+            script.into(),
+            "127.0.0.1".into(),
+            port.to_string(),
+            ae.clone(),
+        ];
+        if tls {
+            args.push("--tls".into());
+            args.push(cert.display().to_string());
+        }
+        args.extend(files.iter().map(|p| p.display().to_string()));
+        tokio::task::spawn_blocking(move || {
+            let out = Command::new("python3")
+                .args(&args)
+                .output()
+                .expect("python");
+            let line = String::from_utf8_lossy(&out.stdout).to_string();
+            serde_json::from_str::<serde_json::Value>(line.trim()).unwrap_or_else(|_| {
+                panic!(
+                    "pynetdicom: {line} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
+        })
+    };
+    let plain = push(port, false, paths[..2].to_vec()).await.expect("join");
+    assert_eq!(plain["echo"], 0, "{plain}");
+    assert_eq!(plain["stored"], serde_json::json!([0, 0]), "{plain}");
+    let tls = push(tls_port, true, paths[2..].to_vec())
+        .await
+        .expect("join");
+    assert_eq!(tls["echo"], 0, "{tls}");
+    assert_eq!(tls["stored"], serde_json::json!([0, 0, 0]), "{tls}");
+    assert_eq!(instance_count(&app, &token, &spec.study_uid).await, Some(5));
+    // Plain DICOM on the TLS port gets no association.
+    let refused = push(tls_port, false, paths[..1].to_vec())
+        .await
+        .expect("join");
+    assert_eq!(refused["echo"], serde_json::Value::Null, "{refused}");
 }

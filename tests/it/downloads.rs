@@ -61,7 +61,11 @@ async fn the_study_zip_is_shaped_like_a_patient_cd() {
         .filter(|n| n.starts_with("DICOM/"))
         .cloned()
         .collect();
-    assert_eq!(dicom_files.len(), 13, "12 CT slices and one capture");
+    assert_eq!(
+        dicom_files.len(),
+        14,
+        "12 CT slices, a capture and a cine loop"
+    );
     let mut uids_in_files = BTreeSet::new();
     for name in &dicom_files {
         for part in name.split('/') {

@@ -60,6 +60,9 @@ pub async fn test_config(dir: &std::path::Path) -> Config {
         listen: "127.0.0.1:0".into(),
         dicom_listen: "127.0.0.1:0".into(),
         max_upload_bytes: 64 * 1024 * 1024,
+        // Tests that need prepared renders prepare them (`prepared::drain`), so the
+        // stored objects a test counts do not depend on a background task's timing.
+        render_workers: 0,
         ..Config::default()
     };
     if let Some(url) = postgres_from_env().await {

@@ -284,6 +284,17 @@ async fn demo_journey_end_to_end() {
 
     // Deleting the study removes it, its objects and its key.
     let before = app.stored_objects().await.len();
+    // Its originals, its report and the renders the viewer had cached.
+    let of_study = app
+        .services()
+        .db
+        .all_blobs()
+        .await
+        .expect("blobs")
+        .into_iter()
+        .filter(|b| b.study_id == study_id)
+        .count();
+    assert!(of_study > 5, "originals, report and cached renders");
     let res = app
         .http
         .delete(format!("{}/api/v1/studies/{study_id}", app.base))
@@ -298,7 +309,7 @@ async fn demo_journey_end_to_end() {
             .status(),
         404
     );
-    assert_eq!(app.stored_objects().await.len(), before - 5);
+    assert_eq!(app.stored_objects().await.len(), before - of_study);
 }
 
 #[tokio::test]

@@ -44,7 +44,7 @@ fn key_files(app: &TestApp) -> Vec<std::path::PathBuf> {
 async fn rotation_keeps_objects_readable_and_old_root_removable() {
     let app = TestApp::spawn().await;
     let demo = app.demo().await;
-    assert_eq!(renders_all(&app, &demo).await, 13);
+    assert_eq!(renders_all(&app, &demo).await, 14);
     let objects_before = app.stored_objects().await;
     let old_keys = key_files(&app);
     assert_eq!(old_keys.len(), 1);
@@ -82,7 +82,7 @@ async fn rotation_keeps_objects_readable_and_old_root_removable() {
     // The old root key can go; after a restart everything still opens.
     std::fs::remove_file(&old_keys[0]).expect("remove old root key");
     let app = app.restart().await;
-    assert_eq!(renders_all(&app, &demo).await, 13);
+    assert_eq!(renders_all(&app, &demo).await, 14);
     // Re-sending a file of the study still matches the same patient and study.
     let token = app.bearer(&demo).await;
     let list: serde_json::Value = app

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod blob_store;
+mod crash;
 mod demo_binary;
 mod dicom_door;
 mod dicomweb;
@@ -19,7 +20,9 @@ mod load;
 mod malformed;
 mod openapi;
 mod practice_admin;
+mod prepared;
 mod refusals;
 mod render_corpus;
 mod staff;
 mod storage_safety;
+mod upload_limits;

@@ -87,7 +87,8 @@ async fn tampered_and_moved_objects_are_refused() {
         .iter()
         .map(|i| i["id"].as_str().expect("id").to_string())
         .collect();
-    let url = |id: &str| format!("/view/api/instances/{id}/frames/1/rendered");
+    // A window of its own: drawn from the original every time, never from the cache.
+    let url = |id: &str| format!("/view/api/instances/{id}/frames/1/rendered?window=40,400");
     assert_eq!(
         app.get_with_cookie(&url(&ids[0]), &cookie).await.status(),
         200
@@ -183,12 +184,12 @@ async fn purge_removes_orphans_but_nothing_in_use() {
         .await;
     assert_eq!(old.status(), 303);
     // Too young: it might be an upload in progress.
-    let report = lichtkasten::purge::purge(app.services())
+    let report = lichtkasten::purge::purge(app.services(), lichtkasten::purge::ORPHAN_MIN_AGE_SECS)
         .await
         .expect("purge");
     assert_eq!(report.orphaned_objects, 0);
     app.clock.advance(2 * 3600);
-    let report = lichtkasten::purge::purge(app.services())
+    let report = lichtkasten::purge::purge(app.services(), lichtkasten::purge::ORPHAN_MIN_AGE_SECS)
         .await
         .expect("purge");
     assert_eq!(report.orphaned_objects, 1);

@@ -1,0 +1,201 @@
+//! Renders prepared at ingest and kept: the thumbnail and the first view of every
+//! image, encrypted under the study key like the original (renders are patient data
+//! too) and deleted with the study. A queue in the database, leased per job, lets
+//! any number of nodes prepare them without doing one twice.
+
+use super::StudyError;
+use super::view::ImageFormat;
+use crate::app::Services;
+use crate::blob::{object_key, once};
+use crate::crypto::stream::ObjectContext;
+use crate::db::studies::NewBlob;
+use crate::dicom::render::RenderOptions;
+use crate::domain::new_id;
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The series strip's small picture.
+pub const THUMBNAIL: (RenderOptions, ImageFormat) = (
+    RenderOptions {
+        window: None,
+        viewport: Some((160, 160)),
+    },
+    ImageFormat::Jpeg(80),
+);
+
+/// What the viewer shows first and while scrolling: fits a phone screen.
+pub const PREVIEW: (RenderOptions, ImageFormat) = (
+    RenderOptions {
+        window: None,
+        viewport: Some((768, 768)),
+    },
+    ImageFormat::Jpeg(85),
+);
+
+/// The exact image at full size, as the viewer asks for it after the preview.
+pub const FULL: (RenderOptions, ImageFormat) = (
+    RenderOptions {
+        window: None,
+        viewport: None,
+    },
+    ImageFormat::Png,
+);
+
+/// The name under which a request's render is cached, if it is one we keep. Other
+/// windows and sizes are drawn on demand and not stored, so the cache stays bounded
+/// (three renders per frame at most).
+pub fn variant_of(options: &RenderOptions, format: ImageFormat) -> Option<&'static str> {
+    [("thumb", THUMBNAIL), ("preview", PREVIEW), ("full", FULL)]
+        .into_iter()
+        .find(|(_, (o, f))| o == options && *f == format)
+        .map(|(name, _)| name)
+}
+
+/// A cached render, decrypted and checked; `None` when there is none (or it is
+/// unreadable, in which case it is drawn again).
+pub async fn cached(
+    svc: &Services,
+    study_id: &str,
+    dek: &crate::crypto::Key32,
+    instance_id: &str,
+    frame: u32,
+    variant: &str,
+) -> Result<Option<Vec<u8>>, StudyError> {
+    let Some((blob_id, key, sha)) = svc.db.cached_render(instance_id, frame, variant).await? else {
+        return Ok(None);
+    };
+    let ctx = ObjectContext {
+        study_id,
+        object_id: &blob_id,
+    };
+    match svc.blobs.get_all(&key, dek, ctx).await {
+        Ok(bytes) if hex::encode(Sha256::digest(&bytes)) == sha => {
+            crate::metrics::RENDER_CACHE_HITS.inc();
+            Ok(Some(bytes))
+        }
+        _ => {
+            tracing::warn!("a cached render could not be read; drawing it again");
+            Ok(None)
+        }
+    }
+}
+
+/// Stores a render in the cache. Losing a race to another node is fine: its copy
+/// is used and ours deleted.
+#[allow(clippy::too_many_arguments)]
+pub async fn store(
+    svc: &Services,
+    study_id: &str,
+    dek: &crate::crypto::Key32,
+    instance_id: &str,
+    frame: u32,
+    variant: &str,
+    format: ImageFormat,
+    encoded: Bytes,
+) -> Result<(), StudyError> {
+    let blob_id = new_id(&mut rand::rngs::OsRng);
+    let key = object_key(&blob_id);
+    let sha = hex::encode(Sha256::digest(&encoded));
+    let ctx = ObjectContext {
+        study_id,
+        object_id: &blob_id,
+    };
+    let report = svc.blobs.put(&key, dek, ctx, once(encoded)).await?;
+    let recorded = svc
+        .db
+        .insert_render(
+            &NewBlob {
+                id: &blob_id,
+                study_id,
+                kind: "render",
+                object_key: &key,
+                plain_size: report.plain_len as i64,
+                stored_size: report.stored_len as i64,
+                sha256: &sha,
+            },
+            instance_id,
+            frame,
+            variant,
+            format.media_type(),
+            svc.clock.now(),
+        )
+        .await;
+    match recorded {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            svc.blobs.delete(&key).await?;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = svc.blobs.delete(&key).await;
+            Err(e.into())
+        }
+    }
+}
+
+/// Prepares one leased job: thumbnail and preview of the first frame.
+async fn prepare(svc: &Services, job: &crate::db::renders::RenderJob) -> Result<(), StudyError> {
+    for (options, format) in [THUMBNAIL, PREVIEW] {
+        super::view::render_image(
+            svc,
+            &job.practice_id,
+            &job.study_id,
+            &job.instance_id,
+            0,
+            options,
+            format,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// How long a node holds a job before another may take it over.
+const LEASE_SECS: i64 = 120;
+
+/// Works off the queue until there is nothing left; returns how many jobs it did.
+pub async fn drain(svc: &Services, owner: &str) -> Result<usize, StudyError> {
+    let mut done = 0;
+    while let Some(job) = svc
+        .db
+        .lease_render_job(owner, svc.clock.now(), LEASE_SECS)
+        .await?
+    {
+        match prepare(svc, &job).await {
+            Ok(()) => {
+                svc.db.finish_render_job(&job.instance_id, owner).await?;
+                done += 1;
+            }
+            // The study went away meanwhile: nothing left to prepare.
+            Err(StudyError::NotFound) => {
+                svc.db.finish_render_job(&job.instance_id, owner).await?;
+            }
+            Err(e) => {
+                // The lease runs out and the job is tried again, a few times at most.
+                tracing::warn!(error = %e, attempts = job.attempts, "preparing renders failed");
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Wakes the preparer at once after an ingest (it also looks every few seconds, for
+/// jobs left by other nodes or by a crash).
+#[derive(Default)]
+pub struct Preparer {
+    pub wake: tokio::sync::Notify,
+}
+
+pub fn spawn_worker(svc: Arc<Services>, preparer: Arc<Preparer>) -> tokio::task::JoinHandle<()> {
+    let owner = new_id(&mut rand::rngs::OsRng);
+    tokio::spawn(async move {
+        loop {
+            if let Err(e) = drain(&svc, &owner).await {
+                tracing::warn!(error = %e, "render queue unavailable");
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(5), preparer.wake.notified()).await;
+        }
+    })
+}

@@ -1,0 +1,155 @@
+//! Renders prepared at ingest: a leased queue (no job done twice by two nodes, a
+//! dead node's job taken over), the cache encrypted like the originals, used by
+//! the viewer's routes, and deleted with the study.
+
+use super::helpers::{TestApp, contains, session_cookie, test_config};
+use lichtkasten::studies::prepared;
+
+async fn app_without_workers() -> TestApp {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = test_config(dir.path()).await;
+    // The test plays the nodes itself.
+    config.render_workers = 0;
+    TestApp::spawn_with(dir, config).await
+}
+
+#[tokio::test]
+async fn renders_are_leased_prepared_encrypted_and_served_from_the_cache() {
+    let app = app_without_workers().await;
+    let demo = app.demo().await;
+    let svc = app.services();
+    let db = &svc.db;
+    // The demo study: 12 CT slices, a cine loop and a key image; its PDF report
+    // instance has no pixels and no job.
+    assert_eq!(db.pending_render_jobs().await.expect("count"), 14);
+
+    // Eight nodes asking at the same moment get eight different jobs.
+    let now = svc.clock.now();
+    let mut leases = Vec::new();
+    for n in 0..8 {
+        let db = db.clone();
+        leases.push(tokio::spawn(async move {
+            db.lease_render_job(&format!("node-{n}"), now, 60).await
+        }));
+    }
+    let mut leased = std::collections::HashSet::new();
+    let mut first = None;
+    for l in leases {
+        let job = l.await.expect("join").expect("lease").expect("a job");
+        first.get_or_insert(job.clone());
+        assert!(leased.insert(job.instance_id), "one job leased twice");
+    }
+    let first = first.expect("job");
+    // Only the holder may mark its job done.
+    let holder = db
+        .lease_render_job("late", now, 60)
+        .await
+        .expect("lease")
+        .expect("job");
+    assert!(
+        !db.finish_render_job(&holder.instance_id, "someone-else")
+            .await
+            .expect("finish")
+    );
+
+    // A live node drains what nobody holds; the held jobs wait for their leases.
+    let done = prepared::drain(svc, "worker").await.expect("drain");
+    assert_eq!(done, 14 - 9);
+    assert_eq!(db.pending_render_jobs().await.expect("count"), 9);
+    // The other nodes died: their leases run out and the jobs are taken over.
+    app.clock.advance(61);
+    assert_eq!(prepared::drain(svc, "worker").await.expect("drain"), 9);
+    assert_eq!(db.pending_render_jobs().await.expect("count"), 0);
+    assert_eq!(
+        db.render_count(&first.instance_id).await.expect("renders"),
+        2,
+        "thumbnail and preview"
+    );
+
+    // The patient's viewer gets them from the cache: with every original gone from
+    // the store, thumbnails and previews still answer, the uncached exact PNG not.
+    let res = app
+        .post_link(
+            demo["patient_link"].as_str().expect("link"),
+            demo["password"].as_str().expect("pw"),
+        )
+        .await;
+    let cookie = session_cookie(&res).expect("session");
+    let manifest = app.manifest(&cookie).await;
+    let images: Vec<String> = manifest["study"]["series"]
+        .as_array()
+        .expect("series")
+        .iter()
+        .flat_map(|s| s["instances"].as_array().expect("instances").clone())
+        .filter(|i| i["rows"].as_i64() > Some(0))
+        .map(|i| i["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(images.len(), 14);
+    let id = &first.instance_id;
+    let thumb_url = format!("/view/api/instances/{id}/thumbnail");
+    let preview_url =
+        format!("/view/api/instances/{id}/frames/1/rendered?viewport=768,768&format=jpeg");
+    let before = app.get_with_cookie(&preview_url, &cookie).await;
+    assert_eq!(before.status(), 200);
+    let preview = before.bytes().await.expect("body").to_vec();
+    assert!(preview.starts_with(&[0xFF, 0xD8]), "a JPEG");
+    let (_, render_key, _) = db
+        .cached_render(id, 0, "preview")
+        .await
+        .expect("lookup")
+        .expect("cached");
+    let objects = app.stored_objects().await;
+    let stored = &objects
+        .iter()
+        .find(|(k, _)| *k == render_key)
+        .expect("render object")
+        .1;
+    // Encrypted at rest like the original: no run of the JPEG in the object.
+    assert!(!contains(stored, &preview[200..264]));
+    assert!(!contains(stored, b"JFIF"));
+
+    let originals: Vec<String> = db
+        .all_blobs()
+        .await
+        .expect("blobs")
+        .into_iter()
+        .filter(|b| b.kind == "original")
+        .map(|b| b.object_key)
+        .collect();
+    for key in &originals {
+        svc.blobs.delete(key).await.expect("delete original");
+    }
+    for url in [&thumb_url, &preview_url] {
+        let res = app.get_with_cookie(url, &cookie).await;
+        assert_eq!(res.status(), 200, "{url} from the cache");
+    }
+    let again = app.get_with_cookie(&preview_url, &cookie).await;
+    assert_eq!(again.bytes().await.expect("body").to_vec(), preview);
+    let exact = app
+        .get_with_cookie(
+            &format!("/view/api/instances/{id}/frames/1/rendered"),
+            &cookie,
+        )
+        .await;
+    assert_ne!(exact.status(), 200, "the exact PNG needs the original");
+
+    // Deleting the study deletes its renders with it.
+    let token = app.bearer(&demo).await;
+    let res = app
+        .http
+        .delete(format!(
+            "{}/api/v1/studies/{}",
+            app.base,
+            demo["study_id"].as_str().expect("study")
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("delete");
+    assert!(res.status().is_success());
+    let left = app.stored_objects().await;
+    assert!(
+        left.iter().all(|(k, _)| *k != render_key),
+        "render object left behind"
+    );
+}

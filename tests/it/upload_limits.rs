@@ -1,0 +1,203 @@
+//! Uploads read as they arrive: the practice's quota refuses a body by its declared
+//! length before reading it, and file by file while reading; a body that outgrows
+//! the request limit part-way is refused with the files before it kept; a ZIP goes
+//! through the sealed spool and leaves nothing in the spool folder.
+
+use super::helpers::{TestApp, test_config};
+use lichtkasten::dicom::synth::{StudySpec, demo_study};
+
+fn study(slices: usize, size: u16) -> (StudySpec, Vec<Vec<u8>>) {
+    let mut rng = rand::thread_rng();
+    let spec = StudySpec::demo(&mut rng);
+    let files = demo_study(&mut rng, &spec, slices, size);
+    (spec, files)
+}
+
+fn multipart(files: &[Vec<u8>]) -> (String, Vec<u8>) {
+    // Mixed case, as browsers send it: the boundary is case-sensitive.
+    let boundary = "----LimitsBoundaryX42";
+    let mut body = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f{i}.dcm\"\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(f);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+fn zip_of(files: &[Vec<u8>]) -> Vec<u8> {
+    use std::io::Write;
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = zip::ZipWriter::new(&mut buf);
+        for (i, f) in files.iter().enumerate() {
+            w.start_file(
+                format!("DICOM/IMG{i:04}"),
+                zip::write::SimpleFileOptions::default(),
+            )
+            .expect("start");
+            w.write_all(f).expect("write");
+        }
+        w.finish().expect("finish");
+    }
+    buf.into_inner()
+}
+
+async fn practice_id(app: &TestApp) -> String {
+    app.services().db.practices().await.expect("practices")[0]
+        .id
+        .clone()
+}
+
+#[tokio::test]
+async fn the_quota_refuses_before_reading_and_file_by_file() {
+    let app = TestApp::spawn().await;
+    let demo = app.demo().await;
+    let token = app.bearer(&demo).await;
+    let practice = practice_id(&app).await;
+    let stored = app
+        .services()
+        .db
+        .practice_stored_bytes(&practice)
+        .await
+        .expect("stored");
+    assert!(stored > 0, "the demo study counts");
+    // Room for about 1.5 MB more.
+    let quota_mb = (stored / (1024 * 1024)) as i64 + 2;
+    assert!(
+        app.services()
+            .db
+            .set_practice_quota(&practice, quota_mb)
+            .await
+            .expect("set")
+    );
+    let left = quota_mb as u64 * 1024 * 1024 - stored;
+
+    // Declared larger than what is left: 413 before the body is read.
+    let (_, files) = study(30, 256);
+    let (ct, body) = multipart(&files);
+    assert!(body.len() as u64 > left);
+    let res = app.post_studies(&token, &ct, body).await;
+    assert_eq!(res.status(), 413);
+    let err: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(err["error"]["code"], "quota_exceeded");
+
+    // Without a declared length the files are stored until the quota is used up,
+    // and the rest are refused one by one.
+    let (_, files) = study(30, 256);
+    let (ct, body) = multipart(&files);
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        body.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let res = app
+        .http
+        .post(format!("{}/api/v1/studies", app.base))
+        .bearer_auth(&token)
+        .header("content-type", ct)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(res.status(), 200);
+    let report: serde_json::Value = res.json().await.expect("json");
+    let accepted = report["studies"][0]["accepted"].as_u64().expect("accepted");
+    let over: Vec<&serde_json::Value> = report["rejected"]
+        .as_array()
+        .expect("rejected")
+        .iter()
+        .filter(|r| r["code"] == "quota_exceeded")
+        .collect();
+    assert!(accepted > 0 && !over.is_empty(), "{report}");
+    assert_eq!(accepted as usize + over.len(), files.len());
+    let now_stored = app
+        .services()
+        .db
+        .practice_stored_bytes(&practice)
+        .await
+        .expect("stored");
+    assert!(now_stored <= quota_mb as u64 * 1024 * 1024);
+}
+
+#[tokio::test]
+async fn a_body_outgrowing_the_limit_keeps_the_files_before_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = test_config(dir.path()).await;
+    config.max_upload_bytes = 1024 * 1024;
+    let app = TestApp::spawn_with(dir, config).await;
+    let demo = app.demo().await;
+    let token = app.bearer(&demo).await;
+    let (spec, files) = study(20, 256);
+    let (ct, body) = multipart(&files);
+    assert!(body.len() > 1024 * 1024);
+    // Sent without a length, so the limit can only be found while reading.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        body.chunks(32 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let res = app
+        .http
+        .post(format!("{}/api/v1/studies", app.base))
+        .bearer_auth(&token)
+        .header("content-type", ct)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(res.status(), 413);
+    let err: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(err["error"]["code"], "upload_too_large");
+    let message = err["error"]["message"].as_str().expect("message");
+    let list: serde_json::Value = app
+        .get_api(&token, "/api/v1/studies")
+        .await
+        .json()
+        .await
+        .expect("list");
+    let kept = list["studies"]
+        .as_array()
+        .expect("studies")
+        .iter()
+        .find(|s| s["study_uid"] == spec.study_uid.as_str())
+        .map(|s| s["instance_count"].as_i64().expect("count"))
+        .expect("the files before the limit are stored");
+    assert!(kept > 0 && (kept as usize) < files.len());
+    assert!(
+        message.contains(&format!("{kept} file(s) were stored")),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_zip_goes_through_the_sealed_spool_and_leaves_nothing() {
+    let app = TestApp::spawn().await;
+    let demo = app.demo().await;
+    let token = app.bearer(&demo).await;
+    let (spec, files) = study(9, 128);
+    let res = app
+        .post_studies(&token, "application/zip", zip_of(&files))
+        .await;
+    assert_eq!(res.status(), 200);
+    let report: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(report["studies"][0]["accepted"], 10, "{report}");
+    assert_eq!(
+        report["studies"][0]["study_instance_uid"],
+        spec.study_uid.as_str()
+    );
+    let spool = app.config.data_dir.join("spool");
+    let left = std::fs::read_dir(&spool).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "the spool file has no name and is gone");
+    // A ZIP inside multipart goes the same way.
+    let (_, more) = study(3, 64);
+    let (ct, body) = multipart(&[zip_of(&more)]);
+    let res = app.post_studies(&token, &ct, body).await;
+    assert_eq!(res.status(), 200);
+    let report: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(report["studies"][0]["accepted"], 4, "{report}");
+}

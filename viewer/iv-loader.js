@@ -1,0 +1,162 @@
+// Keeps every image the viewer has fetched for the life of the page: the server
+// answers no-store, so the browser would fetch again what is not held here. The
+// compressed file (a Blob, a few dozen KB) stays for good; the decoded ImageBitmap,
+// which is what scrolling draws from, is kept within a memory budget, the images
+// nearest to what is on screen first, and decoded again when the patient comes back.
+//
+// Requests go out a few at a time, always the most wanted one next: the planner
+// function (from the viewer) names it each time a slot frees up.
+
+const MAX_ACTIVE = 6;
+const MAX_DECODES = 3;
+
+export class ImageStore {
+  constructor({ onReady, budgetBytes }) {
+    this.entries = new Map();
+    this.onReady = onReady;
+    this.budget = budgetBytes;
+    this.decodedBytes = 0;
+    this.active = 0;
+    this.decoding = 0;
+    this.decodeQueue = [];
+    this.planner = () => null;
+    // Lower is more important; the viewer says how far a key is from the screen.
+    this.rank = () => 0;
+  }
+
+  entry(key) {
+    return this.entries.get(key);
+  }
+
+  /** True once the file is here (decoded or not). */
+  has(key) {
+    const e = this.entries.get(key);
+    return !!e && (e.state === 'ok');
+  }
+
+  /** Fetching, fetched or failed for good: the planner need not ask for it again. */
+  known(key) {
+    const e = this.entries.get(key);
+    return !!e && (e.state !== 'error' || e.tries >= 2);
+  }
+
+  /** The decoded image if it is in memory; otherwise starts decoding and returns null. */
+  bitmap(key) {
+    const e = this.entries.get(key);
+    if (!e || e.state !== 'ok') return null;
+    if (e.bitmap) return e.bitmap;
+    this.decode(e);
+    return null;
+  }
+
+  /** Decodes these keys ahead of need (the slices next to the current one). */
+  warm(keys) {
+    for (const k of keys) {
+      const e = this.entries.get(k);
+      if (e && e.state === 'ok' && !e.bitmap) this.decode(e);
+    }
+  }
+
+  /** An image the page already has (the server-rendered first image): no second download. */
+  adopt(key, img) {
+    const e = { key, state: 'ok', source: img, bitmap: null, bytes: 0, tries: 0 };
+    this.entries.set(key, e);
+    this.decode(e);
+    return e;
+  }
+
+  loadedCount(keys) {
+    let n = 0;
+    for (const k of keys) if (this.has(k)) n++;
+    return n;
+  }
+
+  pump() {
+    while (this.active < MAX_ACTIVE) {
+      const task = this.planner();
+      if (!task) return;
+      this.fetch(task.key, task.url);
+    }
+  }
+
+  /** Fetches one key now, outside the plan (e.g. the exact render after a drag). */
+  async fetch(key, url) {
+    let e = this.entries.get(key);
+    if (e && (e.state === 'ok' || e.state === 'loading')) return;
+    if (!e) {
+      e = { key, state: 'idle', source: null, bitmap: null, bytes: 0, tries: 0 };
+      this.entries.set(key, e);
+    }
+    e.state = 'loading';
+    e.tries++;
+    this.active++;
+    try {
+      const res = await fetch(url, { credentials: 'same-origin', cache: 'no-store' });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      e.source = await res.blob();
+      e.state = 'ok';
+      // Decoded right away: a fresh image is wanted on screen soon.
+      e.decodePending = true;
+      await this.decodeNow(e);
+    } catch (_) {
+      // A failed image is asked for once more later, then given up (the viewer shows
+      // its neighbour); an ended session is noticed by the heartbeat, not here.
+      e.state = 'error';
+    } finally {
+      this.active--;
+      this.onReady(key);
+      this.pump();
+    }
+  }
+
+  decode(e) {
+    if (e.decodePending) return;
+    e.decodePending = true;
+    this.decodeQueue.push(e);
+    this.runDecodes();
+  }
+
+  runDecodes() {
+    while (this.decoding < MAX_DECODES && this.decodeQueue.length) {
+      const e = this.decodeQueue.shift();
+      this.decoding++;
+      this.decodeNow(e).finally(() => {
+        this.decoding--;
+        this.onReady(e.key);
+        this.runDecodes();
+      });
+    }
+  }
+
+  async decodeNow(e) {
+    try {
+      if (!e.bitmap && e.source) {
+        const src = e.source;
+        if (src instanceof HTMLImageElement && !src.complete) await src.decode();
+        e.bitmap = await createImageBitmap(src);
+        e.bytes = e.bitmap.width * e.bitmap.height * 4;
+        this.decodedBytes += e.bytes;
+        this.evict(e);
+      }
+    } catch (_) {
+      // An undecodable file counts as missing.
+      if (!e.bitmap) e.state = 'error';
+    } finally {
+      e.decodePending = false;
+    }
+  }
+
+  /** Frees decoded images furthest from the screen until the budget fits again. */
+  evict(keep) {
+    if (this.decodedBytes <= this.budget) return;
+    const decoded = [...this.entries.values()].filter((x) => x.bitmap && x !== keep);
+    decoded.sort((a, b) => this.rank(b.key) - this.rank(a.key));
+    for (const x of decoded) {
+      if (this.decodedBytes <= this.budget * 0.9) break;
+      if (this.rank(x.key) <= 2) break;
+      x.bitmap.close?.();
+      x.bitmap = null;
+      this.decodedBytes -= x.bytes;
+    }
+  }
+}
