@@ -36,6 +36,8 @@ pub struct Services {
     pub password_checks: crate::access::ratelimit::InFlight,
     /// Wakes the node's render preparer after an ingest.
     pub preparer: Arc<crate::studies::prepared::Preparer>,
+    /// Originals read a moment ago, for the renders that follow (memory only).
+    pub recent_originals: crate::studies::view::RecentOriginals,
 }
 
 pub async fn open_blob_store(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
@@ -84,6 +86,7 @@ pub async fn build(
         staff_login_limiter: crate::access::ratelimit::IpLimiter::new(60, 600),
         password_checks: crate::access::ratelimit::InFlight::new(2),
         preparer: Arc::default(),
+        recent_originals: Default::default(),
         config,
     })
 }

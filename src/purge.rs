@@ -24,7 +24,7 @@ pub async fn purge(svc: &Services, orphan_min_age: i64) -> anyhow::Result<PurgeR
         svc.db.all_object_keys().await?.into_iter().collect();
     let mut orphaned_objects = 0;
     for (key, modified) in svc.blobs.raw().list_with_times().await? {
-        if !known.contains(&key) && modified < now - orphan_min_age {
+        if !known.contains(&key) && modified <= now - orphan_min_age {
             svc.blobs.delete(&key).await?;
             orphaned_objects += 1;
         }

@@ -16,6 +16,9 @@ const manifestEl = document.getElementById('study-manifest');
 // Decoded images kept in memory: a phone gets less than a desktop (a 512² slice is 1 MB).
 const BUDGET = window.matchMedia('(pointer: coarse)').matches ? 160e6 : 600e6;
 const SPEEDS = [0.25, 0.5, 1, 2];
+// Slices per stack request: small enough that the first arrive soon, large enough
+// that a 300-slice CT takes a handful of round trips.
+const STACK_CHUNK = 50;
 
 function el(tag, cls, parent) {
   const e = document.createElement(tag);
@@ -138,6 +141,8 @@ class Viewer {
     const px = this.previewPx;
     // The plain preview and exact URLs are exactly the ones the server keeps prepared.
     this.keys = {
+      // The small scrolling size, fetched in stacks of many slices per request.
+      scroll: (it) => `s:${it.key}`,
       preview: (it, w) => `p:${it.key}${wKey(w)}`,
       exact: (it, w) => `x:${it.key}${wKey(w)}`,
       previewUrl: (it, w) => `${frameUrl(it)}?viewport=${px},${px}&format=jpeg${w ? `&${winParam(w)}` : ''}`,
@@ -329,6 +334,21 @@ class Viewer {
       const t = p.wantsExact(it) ? exact(it, w) : (w ? preview(it, w) : null);
       if (t) return t;
     }
+    // The current slice's preview and its next neighbours, then the whole series at
+    // the scrolling size in stacks, nearest stack first, then the rest of the previews.
+    for (const p of panes) {
+      const st = p.stack;
+      for (let d = 0; d <= 2; d++) {
+        for (const i of d === 0 ? [p.index] : [p.index + d, p.index - d]) {
+          const t = st[i] && preview(st[i]);
+          if (t) return t;
+        }
+      }
+    }
+    for (const p of panes) {
+      const t = this.stackTask(p);
+      if (t) return t;
+    }
     for (const p of panes) {
       const st = p.stack;
       const w = p.settled ? p.view.window : null;
@@ -353,6 +373,28 @@ class Viewer {
     return null;
   }
 
+  /** The nearest run of slices not yet asked for at the scrolling size, as one request. */
+  stackTask(p) {
+    const s = p.series;
+    if (s.scrollKnown || !this.urls.stack) return null;
+    const st = p.stack;
+    const chunks = Math.ceil(st.length / STACK_CHUNK);
+    const here = Math.floor(p.index / STACK_CHUNK);
+    for (let d = 0; d < chunks; d++) {
+      for (const c of d === 0 ? [here] : [here + d, here - d]) {
+        if (c < 0 || c >= chunks) continue;
+        const from = c * STACK_CHUNK;
+        const items = st.slice(from, from + STACK_CHUNK);
+        const keys = items.map((it) => this.keys.scroll(it));
+        if (keys.every((k) => this.store.known(k))) continue;
+        const url = `${this.urls.stack.replace('{series}', encodeURIComponent(s.id))}?variant=scroll&from=${from}&count=${items.length}`;
+        return { keys, url };
+      }
+    }
+    s.scrollKnown = true;
+    return null;
+  }
+
   /** How far an image is from any pane's current slice (decoded-memory priority). */
   rank(key) {
     const itemKey = key.slice(2).split('@')[0];
@@ -374,7 +416,8 @@ class Viewer {
   updateProgress() {
     const s = this.active.series;
     const st = s.stack;
-    const n = s.previewsLoaded ? st.length : this.store.loadedCount(st.map((it) => this.keys.preview(it)));
+    // A slice counts once it can be shown at either preview size.
+    const n = s.previewsLoaded ? st.length : st.filter((it) => this.store.has(this.keys.preview(it)) || this.store.has(this.keys.scroll(it))).length;
     if (n >= st.length) s.previewsLoaded = true;
     if (this.root.dataset.loaded !== String(n)) this.root.dataset.loaded = String(n);
     this.root.dataset.total = String(st.length);

@@ -180,7 +180,7 @@ export class Pane {
     const w = this.view.window;
     const cands = [];
     if (w) cands.push([keys.exact(it, w), w], [keys.preview(it, w), w]);
-    cands.push([keys.exact(it), null], [keys.preview(it), null]);
+    cands.push([keys.exact(it), null], [keys.preview(it), null], [keys.scroll(it), null]);
     for (const [key, win] of cands) {
       const bmp = store.bitmap(key);
       if (bmp) return { bmp, key, win };

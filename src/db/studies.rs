@@ -441,6 +441,26 @@ impl Db {
         rows.iter().map(instance_from).collect()
     }
 
+    /// One instance by its DICOM UIDs (DICOMweb addresses instances this way).
+    pub async fn instance_by_uids(
+        &self,
+        study_id: &str,
+        series_uid: &str,
+        sop_uid: &str,
+    ) -> DbResult<Option<InstanceRow>> {
+        let sql = format!(
+            "{INSTANCE_SELECT} JOIN series s ON s.id = i.series_id
+             WHERE i.study_id = $1 AND s.series_uid = $2 AND i.sop_uid = $3"
+        );
+        let row = sqlx::query(&sql)
+            .bind(study_id)
+            .bind(series_uid)
+            .bind(sop_uid)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(instance_from).transpose()
+    }
+
     pub async fn instance(
         &self,
         study_id: &str,

@@ -130,6 +130,7 @@ pub(crate) fn open(bytes: &[u8], with_pixels: bool) -> Result<DefaultDicomObject
     if bytes.len() < 132 || &bytes[128..132] != b"DICM" {
         return Err(DicomError::NotDicom);
     }
+    super::lengths::check(bytes)?;
     let mut opts = OpenFileOptions::new();
     if !with_pixels {
         opts = opts.read_until(tags::PIXEL_DATA);

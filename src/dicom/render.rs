@@ -187,9 +187,19 @@ fn samples<'a>(
     if decoded.data().len() < expected {
         return Err(short_pixel_data());
     }
+    // The decoding library calls every colour result RGB. JPEG decoders do turn YBR
+    // into RGB (and JPEG 2000 does for YBR_ICT/YBR_RCT), but RLE hands back the
+    // samples as stored, and so does JPEG 2000 for a file labelled YBR_FULL.
+    let rle = ts == "1.2.840.10008.1.2.5";
+    let j2k = ts.starts_with("1.2.840.10008.1.2.4.9");
+    let photometric = match spp {
+        3 if photometric == "YBR_FULL" && (rle || j2k) => photometric,
+        3 => "RGB".to_string(),
+        _ => photometric,
+    };
     Ok(Samples {
         bytes: std::borrow::Cow::Owned(decoded.data()[..expected].to_vec()),
-        photometric: if spp == 3 { "RGB".into() } else { photometric },
+        photometric,
         samples_per_pixel: spp,
         bits_allocated: bits_alloc,
         bits_stored,

@@ -188,7 +188,7 @@ impl<'a> Intake<'a> {
                         if let Some(left) = self.quota_left.as_mut() {
                             *left = left.saturating_sub(size);
                         }
-                        self.svc.preparer.wake.notify_one();
+                        self.svc.preparer.ingested();
                         FileOutcome::Stored {
                             sop_class,
                             sop_instance,

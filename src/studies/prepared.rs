@@ -34,6 +34,16 @@ pub const PREVIEW: (RenderOptions, ImageFormat) = (
     ImageFormat::Jpeg(85),
 );
 
+/// What the viewer scrolls through before the preview of a slice arrives: small
+/// enough that every slice of a 300-slice CT reaches a phone within seconds.
+pub const SCROLL: (RenderOptions, ImageFormat) = (
+    RenderOptions {
+        window: None,
+        viewport: Some((256, 256)),
+    },
+    ImageFormat::Jpeg(75),
+);
+
 /// The exact image at full size, as the viewer asks for it after the preview.
 pub const FULL: (RenderOptions, ImageFormat) = (
     RenderOptions {
@@ -45,12 +55,17 @@ pub const FULL: (RenderOptions, ImageFormat) = (
 
 /// The name under which a request's render is cached, if it is one we keep. Other
 /// windows and sizes are drawn on demand and not stored, so the cache stays bounded
-/// (three renders per frame at most).
+/// (four renders per frame at most).
 pub fn variant_of(options: &RenderOptions, format: ImageFormat) -> Option<&'static str> {
-    [("thumb", THUMBNAIL), ("preview", PREVIEW), ("full", FULL)]
-        .into_iter()
-        .find(|(_, (o, f))| o == options && *f == format)
-        .map(|(name, _)| name)
+    [
+        ("thumb", THUMBNAIL),
+        ("scroll", SCROLL),
+        ("preview", PREVIEW),
+        ("full", FULL),
+    ]
+    .into_iter()
+    .find(|(_, (o, f))| o == options && *f == format)
+    .map(|(name, _)| name)
 }
 
 /// A cached render, decrypted and checked; `None` when there is none (or it is
@@ -135,15 +150,29 @@ pub async fn store(
     }
 }
 
-/// Prepares one leased job: thumbnail and preview of the first frame.
+/// Frames of one instance prepared for scrolling at most (a longer loop gets the
+/// rest drawn when asked).
+const MAX_PREPARED_FRAMES: i64 = 1000;
+
+/// Prepares one leased job: thumbnail and preview of the first frame, and the
+/// scrolling size of every frame.
 async fn prepare(svc: &Services, job: &crate::db::renders::RenderJob) -> Result<(), StudyError> {
-    for (options, format) in [THUMBNAIL, PREVIEW] {
+    let frames = svc
+        .db
+        .instance(&job.study_id, &job.instance_id)
+        .await?
+        .ok_or(StudyError::NotFound)?
+        .frames
+        .clamp(1, MAX_PREPARED_FRAMES) as u32;
+    let mut wanted = vec![(0, THUMBNAIL), (0, PREVIEW)];
+    wanted.extend((0..frames).map(|f| (f, SCROLL)));
+    for (frame, (options, format)) in wanted {
         super::view::render_image(
             svc,
             &job.practice_id,
             &job.study_id,
             &job.instance_id,
-            0,
+            frame,
             options,
             format,
         )
@@ -155,14 +184,19 @@ async fn prepare(svc: &Services, job: &crate::db::renders::RenderJob) -> Result<
 /// How long a node holds a job before another may take it over.
 const LEASE_SECS: i64 = 120;
 
-/// Works off the queue until there is nothing left; returns how many jobs it did.
-pub async fn drain(svc: &Services, owner: &str) -> Result<usize, StudyError> {
+/// Works off the queue until there is nothing left (pausing while files arrive);
+/// returns how many jobs it did.
+pub async fn drain(svc: &Services, owner: &str, preparer: &Preparer) -> Result<usize, StudyError> {
     let mut done = 0;
-    while let Some(job) = svc
-        .db
-        .lease_render_job(owner, svc.clock.now(), LEASE_SECS)
-        .await?
-    {
+    loop {
+        preparer.until_quiet().await;
+        let Some(job) = svc
+            .db
+            .lease_render_job(owner, svc.clock.now(), LEASE_SECS)
+            .await?
+        else {
+            break;
+        };
         match prepare(svc, &job).await {
             Ok(()) => {
                 svc.db.finish_render_job(&job.instance_id, owner).await?;
@@ -181,18 +215,54 @@ pub async fn drain(svc: &Services, owner: &str) -> Result<usize, StudyError> {
     Ok(done)
 }
 
-/// Wakes the preparer at once after an ingest (it also looks every few seconds, for
-/// jobs left by other nodes or by a crash).
+/// Wakes the preparer after an ingest (it also looks every few seconds, for jobs
+/// left by other nodes or by a crash).
 #[derive(Default)]
 pub struct Preparer {
     pub wake: tokio::sync::Notify,
+    /// When this node last stored a file (ms since the epoch).
+    last_ingest_ms: std::sync::atomic::AtomicU64,
+}
+
+impl Preparer {
+    /// Called for every stored file: wakes the worker, which waits for the burst to end.
+    pub fn ingested(&self) {
+        self.last_ingest_ms
+            .store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    /// While files keep arriving, preparing waits: the sender is waiting for each
+    /// answer, a thumbnail nobody looks at yet is not.
+    async fn until_quiet(&self) {
+        loop {
+            let last = self
+                .last_ingest_ms
+                .load(std::sync::atomic::Ordering::Relaxed);
+            let quiet_for = now_ms().saturating_sub(last);
+            if quiet_for >= QUIET_MS {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(QUIET_MS - quiet_for)).await;
+        }
+    }
+}
+
+/// How long no file must have arrived before renders are prepared.
+const QUIET_MS: u64 = 300;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 pub fn spawn_worker(svc: Arc<Services>, preparer: Arc<Preparer>) -> tokio::task::JoinHandle<()> {
     let owner = new_id(&mut rand::rngs::OsRng);
     tokio::spawn(async move {
         loop {
-            if let Err(e) = drain(&svc, &owner).await {
+            preparer.until_quiet().await;
+            if let Err(e) = drain(&svc, &owner, &preparer).await {
                 tracing::warn!(error = %e, "render queue unavailable");
             }
             let _ = tokio::time::timeout(Duration::from_secs(5), preparer.wake.notified()).await;

@@ -194,6 +194,92 @@ pub async fn render_image(
     .await
 }
 
+static RENDER_SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+
+/// Decrypted originals kept in memory (never on disk) for the renders that follow
+/// each other: the frames of a loop, a window being tried, the preview and then the
+/// exact image. Without it every frame decrypts and checks the whole object again.
+#[derive(Default)]
+pub struct RecentOriginals(std::sync::Mutex<Recent>);
+
+const RECENT_ORIGINALS_BYTES: usize = 256 * 1024 * 1024;
+
+#[derive(Default)]
+struct Recent {
+    /// Least recently used first; keyed by the stored object's id.
+    items: std::collections::VecDeque<(String, bytes::Bytes)>,
+    bytes: usize,
+}
+
+impl RecentOriginals {
+    /// Drops everything (what a restarted node starts with).
+    pub fn forget_all(&self) {
+        if let Ok(mut r) = self.0.lock() {
+            *r = Recent::default();
+        }
+    }
+
+    fn get(&self, blob_id: &str) -> Option<bytes::Bytes> {
+        self.0.lock().ok()?.get(blob_id)
+    }
+
+    fn put(&self, blob_id: &str, bytes: bytes::Bytes) {
+        if let Ok(mut r) = self.0.lock() {
+            r.put(blob_id, bytes);
+        }
+    }
+}
+
+impl Recent {
+    fn get(&mut self, blob_id: &str) -> Option<bytes::Bytes> {
+        let at = self.items.iter().position(|(k, _)| k == blob_id)?;
+        let item = self.items.remove(at)?;
+        let bytes = item.1.clone();
+        self.items.push_back(item);
+        Some(bytes)
+    }
+
+    fn put(&mut self, blob_id: &str, bytes: bytes::Bytes) {
+        // One object may take a quarter of the room at most.
+        if bytes.len() > RECENT_ORIGINALS_BYTES / 4 || self.get(blob_id).is_some() {
+            return;
+        }
+        self.bytes += bytes.len();
+        self.items.push_back((blob_id.to_string(), bytes));
+        while self.bytes > RECENT_ORIGINALS_BYTES {
+            match self.items.pop_front() {
+                Some((_, old)) => self.bytes -= old.len(),
+                None => break,
+            }
+        }
+    }
+}
+
+/// The original for a render: from memory if it was read a moment ago. Study and
+/// instance are looked up first every time, so a deleted study renders nothing.
+async fn original_for_render(
+    svc: &Services,
+    practice_id: &str,
+    study_id: &str,
+    instance_id: &str,
+) -> Result<bytes::Bytes, StudyError> {
+    svc.db
+        .study_key(practice_id, study_id)
+        .await?
+        .ok_or(StudyError::NotFound)?;
+    let inst = svc
+        .db
+        .instance(study_id, instance_id)
+        .await?
+        .ok_or(StudyError::NotFound)?;
+    if let Some(hit) = svc.recent_originals.get(&inst.blob_id) {
+        return Ok(hit);
+    }
+    let bytes = bytes::Bytes::from(original(svc, practice_id, study_id, instance_id).await?);
+    svc.recent_originals.put(&inst.blob_id, bytes.clone());
+    Ok(bytes)
+}
+
 async fn draw(
     svc: &Services,
     practice_id: &str,
@@ -203,7 +289,17 @@ async fn draw(
     options: crate::dicom::render::RenderOptions,
     format: ImageFormat,
 ) -> Result<Vec<u8>, StudyError> {
-    let bytes = original(svc, practice_id, study_id, instance_id).await?;
+    // A few renders at a time, so a burst of requests for a big image (a mammogram
+    // decodes to tens of MB) cannot hold many copies at once; the rest wait.
+    let _slot = RENDER_SLOTS
+        .get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            tokio::sync::Semaphore::new(cores)
+        })
+        .acquire()
+        .await
+        .map_err(|_| StudyError::Integrity)?;
+    let bytes = original_for_render(svc, practice_id, study_id, instance_id).await?;
     let encoded = tokio::task::spawn_blocking(move || {
         let image = crate::dicom::render::render_frame_with(&bytes, frame, options)?;
         match format {

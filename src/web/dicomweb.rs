@@ -428,13 +428,25 @@ async fn rendered(
     headers: &HeaderMap,
 ) -> Result<Response, WebError> {
     let (options, format) = super::patient_files::render_request(q, headers)?;
-    let detail = study_by_uid(svc, &caller.practice_id, study_uid).await?;
-    let instance = detail
-        .series
+    let valid_uid = |u: &str| {
+        !u.is_empty() && u.len() <= 64 && u.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    };
+    if ![study_uid, series_uid, sop_uid]
         .iter()
-        .filter(|s| s.series.series_uid == series_uid)
-        .flat_map(|s| s.instances.iter())
-        .find(|i| i.sop_uid == sop_uid)
+        .all(|u| valid_uid(u))
+    {
+        return Err(WebError::not_found());
+    }
+    // Straight to the one instance: no study details are opened for a render.
+    let study = svc
+        .db
+        .study_key_by_uid(&caller.practice_id, study_uid)
+        .await?
+        .ok_or_else(WebError::not_found)?;
+    let instance = svc
+        .db
+        .instance_by_uids(&study.id, series_uid, sop_uid)
+        .await?
         .ok_or_else(WebError::not_found)?;
     if i64::from(frame) >= instance.frames.max(1) {
         return Err(WebError::not_found());
@@ -442,7 +454,7 @@ async fn rendered(
     let image = view::render_image(
         svc,
         &caller.practice_id,
-        &detail.study.id,
+        &study.id,
         &instance.id,
         frame,
         options,

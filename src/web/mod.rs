@@ -103,6 +103,10 @@ pub fn router(svc: Arc<Services>) -> Router {
             get(patient::get_thumbnail),
         )
         .route(
+            "/view/api/series/{id}/stack",
+            get(patient_files::get_series_stack),
+        )
+        .route(
             "/view/api/instances/{id}/frames/{frame}/rendered",
             get(patient::get_rendered),
         )

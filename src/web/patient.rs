@@ -456,6 +456,7 @@ async fn viewer_manifest(
         "urls": {
             "frame": "/view/api/instances/{instance}/frames/{frame}/rendered",
             "thumbnail": "/view/api/instances/{instance}/thumbnail",
+            "stack": "/view/api/series/{series}/stack",
             "download": if scope.allow_download { "/view/api/instances/{instance}/frames/{frame}/download" } else { "" },
         },
         "preview_px": PREVIEW_PX,

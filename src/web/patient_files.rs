@@ -164,3 +164,91 @@ pub fn render_request(
         format,
     ))
 }
+
+/// Frames in one stack answer at most.
+const MAX_STACK: usize = 100;
+
+#[derive(serde::Deserialize, Default)]
+pub struct StackQuery {
+    variant: Option<String>,
+    from: Option<usize>,
+    count: Option<usize>,
+}
+
+/// Who: a live patient or referrer session; series of other studies answer 404.
+/// Many frames of one series in one answer, so a phone on a slow link gets a whole
+/// CT in a few requests instead of one round trip per slice. Frames come in the
+/// manifest's order (its images in turn, each frame in turn), `from` and `count`
+/// counting in that order; each is a 4-byte big-endian length and a JPEG, length 0
+/// for a frame that could not be drawn (ask for it alone). Streamed frame by frame.
+pub async fn get_series_stack(
+    State(svc): Svc,
+    PatientSession(scope): PatientSession,
+    Path(series_id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<StackQuery>,
+) -> Result<Response, WebError> {
+    use crate::studies::prepared::{PREVIEW, SCROLL, THUMBNAIL};
+    if !is_valid_id(&series_id) {
+        return Err(WebError::not_found());
+    }
+    let bad = |what: &'static str| WebError::bad_request("invalid_stack_request", what);
+    let (options, format) = match q.variant.as_deref().unwrap_or("scroll") {
+        "scroll" => SCROLL,
+        "preview" => PREVIEW,
+        "thumb" => THUMBNAIL,
+        _ => return Err(bad("variant is scroll, preview or thumb.")),
+    };
+    let count = q.count.unwrap_or(50);
+    if !(1..=MAX_STACK).contains(&count) {
+        return Err(bad("count is between 1 and 100."));
+    }
+    let from = q.from.unwrap_or(0);
+    let detail = crate::studies::view::detail(&svc, &scope.practice_id, &scope.study_id).await?;
+    let series = detail
+        .series
+        .iter()
+        .find(|s| s.series.id == series_id)
+        .ok_or_else(WebError::not_found)?;
+    let frames: Vec<(String, u32)> = series
+        .instances
+        .iter()
+        // The viewer's own list: images with both dimensions.
+        .filter(|i| i.rows > 0 && i.columns > 0)
+        .flat_map(|i| (0..i.frames.max(1) as u32).map(move |f| (i.id.clone(), f)))
+        .skip(from)
+        .take(count)
+        .collect();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(2);
+    tokio::spawn(async move {
+        for (instance_id, frame) in frames {
+            let drawn = crate::studies::view::render_image(
+                &svc,
+                &scope.practice_id,
+                &scope.study_id,
+                &instance_id,
+                frame,
+                options,
+                format,
+            )
+            .await
+            .unwrap_or_default();
+            let mut piece = Vec::with_capacity(drawn.len() + 4);
+            piece.extend_from_slice(&(drawn.len() as u32).to_be_bytes());
+            piece.extend_from_slice(&drawn);
+            if tx.send(Ok(piece.into())).await.is_err() {
+                // The page went away: stop drawing.
+                return;
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|piece| (piece, rx))
+    });
+    Ok(private(
+        (
+            [(header::CONTENT_TYPE, "application/octet-stream")],
+            Body::from_stream(stream),
+        )
+            .into_response(),
+    ))
+}

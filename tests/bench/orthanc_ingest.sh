@@ -91,7 +91,7 @@ or_count() { # instances Orthanc holds of a study
 study_uid() { dcmdump +P 0020,000d "$1"/IMG0000.dcm | sed 's/.*\[\(.*\)\].*/\1/'; }
 
 declare -A MBS IPS RSS
-# record run door server seconds pid study_uid expected_count bytes
+# record run door server seconds pid study-uid bytes files
 record() {
   local run=$1 door=$2 srv=$3 secs=$4 pid=$5 uid=$6 bytes=$7 files=$8 got idle
   if [ "$srv" = LK ]; then got=$(lk_count "$uid"); else got=$(or_count "$uid"); fi

@@ -23,6 +23,7 @@ mod practice_admin;
 mod prepared;
 mod refusals;
 mod render_corpus;
+mod render_reference;
 mod staff;
 mod storage_safety;
 mod upload_limits;

@@ -53,17 +53,30 @@ async fn renders_are_leased_prepared_encrypted_and_served_from_the_cache() {
     );
 
     // A live node drains what nobody holds; the held jobs wait for their leases.
-    let done = prepared::drain(svc, "worker").await.expect("drain");
+    let done = prepared::drain(svc, "worker", &svc.preparer)
+        .await
+        .expect("drain");
     assert_eq!(done, 14 - 9);
     assert_eq!(db.pending_render_jobs().await.expect("count"), 9);
     // The other nodes died: their leases run out and the jobs are taken over.
     app.clock.advance(61);
-    assert_eq!(prepared::drain(svc, "worker").await.expect("drain"), 9);
+    assert_eq!(
+        prepared::drain(svc, "worker", &svc.preparer)
+            .await
+            .expect("drain"),
+        9
+    );
     assert_eq!(db.pending_render_jobs().await.expect("count"), 0);
+    // Thumbnail and preview of the first frame, the scrolling size of every frame.
+    let frames = db
+        .instance(&first.study_id, &first.instance_id)
+        .await
+        .expect("db")
+        .expect("instance")
+        .frames;
     assert_eq!(
         db.render_count(&first.instance_id).await.expect("renders"),
-        2,
-        "thumbnail and preview"
+        2 + frames
     );
 
     // The patient's viewer gets them from the cache: with every original gone from
@@ -119,6 +132,8 @@ async fn renders_are_leased_prepared_encrypted_and_served_from_the_cache() {
     for key in &originals {
         svc.blobs.delete(key).await.expect("delete original");
     }
+    // As on a node that has not read them a moment ago.
+    svc.recent_originals.forget_all();
     for url in [&thumb_url, &preview_url] {
         let res = app.get_with_cookie(url, &cookie).await;
         assert_eq!(res.status(), 200, "{url} from the cache");
@@ -152,4 +167,79 @@ async fn renders_are_leased_prepared_encrypted_and_served_from_the_cache() {
         left.iter().all(|(k, _)| *k != render_key),
         "render object left behind"
     );
+}
+
+/// The stack route: many frames of a series in one answer, length-prefixed JPEGs in
+/// the manifest's order; bounded counts; another study's series is not found.
+#[tokio::test]
+async fn a_series_comes_as_one_stack_of_jpegs() {
+    let app = TestApp::spawn().await;
+    let demo = app.demo().await;
+    let res = app
+        .post_link(
+            demo["patient_link"].as_str().expect("link"),
+            demo["password"].as_str().expect("pw"),
+        )
+        .await;
+    let cookie = session_cookie(&res).expect("session");
+    let manifest = app.manifest(&cookie).await;
+    let series = manifest["study"]["series"].as_array().expect("series");
+    let ct = series
+        .iter()
+        .find(|s| s["modality"] == "CT")
+        .expect("CT series");
+    let cine = series
+        .iter()
+        .find(|s| s["modality"] == "US")
+        .expect("cine series");
+    let split = |body: &[u8]| {
+        let mut items = Vec::new();
+        let mut at = 0;
+        while at < body.len() {
+            let len = u32::from_be_bytes(body[at..at + 4].try_into().expect("len")) as usize;
+            items.push(body[at + 4..at + 4 + len].to_vec());
+            at += 4 + len;
+        }
+        items
+    };
+    let get = |url: String| {
+        let (app, cookie) = (&app, &cookie);
+        async move { app.get_with_cookie(&url, cookie).await }
+    };
+    let ct_id = ct["id"].as_str().expect("id");
+    let res = get(format!("/view/api/series/{ct_id}/stack?from=2&count=5")).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "private, no-store");
+    let items = split(&res.bytes().await.expect("body"));
+    assert_eq!(items.len(), 5);
+    // Each is the scrolling size of the slice at that place in the manifest.
+    let third = ct["instances"][2]["id"].as_str().expect("id");
+    let alone = get(format!(
+        "/view/api/instances/{third}/frames/1/rendered?viewport=256,256&format=jpeg&quality=75"
+    ))
+    .await
+    .bytes()
+    .await
+    .expect("body");
+    assert_eq!(items[0], alone.to_vec());
+    assert!(items.iter().all(|i| i.starts_with(&[0xFF, 0xD8])));
+    // The loop's frames, each its own picture; the end of the list ends the answer.
+    let cine_id = cine["id"].as_str().expect("id");
+    let frames = split(
+        &get(format!(
+            "/view/api/series/{cine_id}/stack?from=20&count=100"
+        ))
+        .await
+        .bytes()
+        .await
+        .expect("body"),
+    );
+    assert_eq!(frames.len(), 4, "frames 21 to 24 of 24");
+    assert_ne!(frames[0], frames[1]);
+    for bad in ["count=0", "count=101", "variant=huge"] {
+        let res = get(format!("/view/api/series/{ct_id}/stack?{bad}")).await;
+        assert_eq!(res.status(), 400, "{bad}");
+    }
+    let res = get("/view/api/series/0123456789abcdef0123456789abcdef/stack".into()).await;
+    assert_eq!(res.status(), 404);
 }

@@ -1,0 +1,229 @@
+//! A pass over a Part 10 file's element headers before the real parser sees it:
+//! every declared length must fit in the bytes that are left. The parser reserves
+//! memory for a value by its declared length, so one lying header in a 1 KB file
+//! would otherwise ask for gigabytes (found by the `parse` fuzz target).
+
+use super::DicomError;
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+use dicom_core::{Tag, VR};
+
+const UNDEFINED: u32 = 0xFFFF_FFFF;
+const IMPLICIT_LE: &[u8] = b"1.2.840.10008.1.2";
+const EXPLICIT_BE: &[u8] = b"1.2.840.10008.1.2.2";
+
+/// Explicit VRs whose length field has 2 bytes; every other VR, unknown ones too,
+/// has 2 reserved bytes and a 4-byte length (as the parser reads them).
+fn short_vr(vr: &[u8]) -> bool {
+    matches!(
+        vr,
+        b"AE"
+            | b"AS"
+            | b"AT"
+            | b"CS"
+            | b"DA"
+            | b"DS"
+            | b"DT"
+            | b"FL"
+            | b"FD"
+            | b"IS"
+            | b"LO"
+            | b"LT"
+            | b"PN"
+            | b"SH"
+            | b"SL"
+            | b"SS"
+            | b"ST"
+            | b"TM"
+            | b"UI"
+            | b"UL"
+            | b"US"
+    )
+}
+
+/// Bytes per value of the binary VRs. The parser reads whole values only, so a
+/// length that is not a multiple would leave it reading the rest as a header.
+fn value_size(vr: &[u8]) -> usize {
+    match vr {
+        b"SS" | b"US" | b"OW" => 2,
+        b"SL" | b"UL" | b"FL" | b"AT" | b"OF" | b"OL" => 4,
+        b"FD" | b"SV" | b"UV" | b"OD" | b"OV" => 8,
+        _ => 1,
+    }
+}
+
+/// The VR the parser assumes for an implicit-VR element: the dictionary's.
+fn implicit_vr(group: u16, element: u16) -> Option<[u8; 2]> {
+    let entry = dicom_dictionary_std::StandardDataDictionary.by_tag(Tag(group, element))?;
+    let vr: VR = entry.vr().relaxed();
+    let name = vr.to_string();
+    let b = name.as_bytes();
+    (b.len() == 2).then(|| [b[0], b[1]])
+}
+
+/// `file` starts at the 128-byte preamble. Deflated data sets are not walked (their
+/// bytes are compressed); everything else is, to its end.
+pub fn check(file: &[u8]) -> Result<(), DicomError> {
+    let lying = || DicomError::Malformed("an element is longer than the file".into());
+    let mut pos = 132;
+    let mut syntax: Option<Vec<u8>> = None;
+    // Inside encapsulated pixel data the items hold compressed bytes, not elements.
+    let mut in_fragments = false;
+    while file.len() - pos >= 8 {
+        let meta = u16::from_le_bytes([file[pos], file[pos + 1]]) == 0x0002;
+        let ts = syntax.as_deref().unwrap_or(b"");
+        let (explicit, big) = if meta {
+            (true, false)
+        } else {
+            if syntax.is_none() {
+                // The meta group must come first and name the transfer syntax.
+                return Err(DicomError::Malformed(
+                    "the file meta information is missing".into(),
+                ));
+            }
+            if ts != IMPLICIT_LE && ts != EXPLICIT_BE && !ts.starts_with(b"1.2.840.10008.1.2.") {
+                return Ok(());
+            }
+            // Deflated: 1.2.840.10008.1.2.1.99 (and its kin): nothing to walk.
+            if ts.ends_with(b".99") {
+                return Ok(());
+            }
+            (ts != IMPLICIT_LE, ts == EXPLICIT_BE)
+        };
+        let u16_at = |at: usize| {
+            let b = [file[at], file[at + 1]];
+            if big {
+                u16::from_be_bytes(b)
+            } else {
+                u16::from_le_bytes(b)
+            }
+        };
+        let u32_at = |at: usize| {
+            let b = [file[at], file[at + 1], file[at + 2], file[at + 3]];
+            if big {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            }
+        };
+        let (group, element) = (u16_at(pos), u16_at(pos + 2));
+        if group == 0xFFFE {
+            let len = u32_at(pos + 4);
+            pos += 8;
+            match element {
+                0xE000 if in_fragments => {
+                    if len as usize > file.len() - pos {
+                        return Err(lying());
+                    }
+                    pos += len as usize;
+                }
+                0xE000 if len != UNDEFINED && len as usize > file.len() - pos => {
+                    return Err(lying());
+                }
+                0xE0DD => in_fragments = false,
+                _ => {}
+            }
+            continue;
+        }
+        let (len, header, vr) = if explicit {
+            let vr = &file[pos + 4..pos + 6];
+            if short_vr(vr) {
+                (u32::from(u16_at(pos + 6)), 8, Some(vr))
+            } else {
+                if file.len() - pos < 12 {
+                    return Err(lying());
+                }
+                (u32_at(pos + 8), 12, Some(vr))
+            }
+        } else {
+            (u32_at(pos + 4), 8, None)
+        };
+        let binary_vr = match vr {
+            Some(vr) => Some([vr[0], vr[1]]),
+            None => implicit_vr(group, element),
+        };
+        if len != UNDEFINED && binary_vr.is_some_and(|v| len as usize % value_size(&v) != 0) {
+            return Err(DicomError::Malformed(
+                "a value's length does not fit its type".into(),
+            ));
+        }
+        pos += header;
+        if len == UNDEFINED {
+            // A sequence or encapsulated pixel data: its items follow.
+            if (group, element) == (0x7FE0, 0x0010) {
+                in_fragments = true;
+            }
+            continue;
+        }
+        let len = len as usize;
+        if len > file.len() - pos {
+            return Err(lying());
+        }
+        if meta && (group, element) == (0x0002, 0x0010) {
+            let value = &file[pos..pos + len];
+            let end = value
+                .iter()
+                .rposition(|b| *b != 0 && *b != b' ')
+                .map_or(0, |i| i + 1);
+            syntax = Some(value[..end].to_vec());
+        }
+        let sequence = match vr {
+            Some(vr) => vr == b"SQ",
+            // Implicit VR: a defined-length sequence starts with an item tag.
+            None => len >= 8 && u16_at(pos) == 0xFFFE && u16_at(pos + 2) == 0xE000,
+        };
+        if !sequence {
+            pos += len;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lying_length_is_refused_and_real_files_pass() {
+        let mut rng = rand::thread_rng();
+        let spec = crate::dicom::synth::StudySpec::demo(&mut rng);
+        let files = crate::dicom::synth::demo_study(&mut rng, &spec, 1, 16);
+        for f in &files {
+            check(f).expect("a generated file passes");
+        }
+        // PatientName (explicit VR, 2-byte length) claiming more than is left.
+        let mut bad = files[0].clone();
+        let at = bad
+            .windows(6)
+            .position(|w| w == [0x10, 0x00, 0x10, 0x00, b'P', b'N'])
+            .expect("PatientName");
+        bad[at + 6..at + 8].copy_from_slice(&0xFFF0u16.to_le_bytes());
+        let cut = bad.len().min(at + 200);
+        assert!(check(&bad[..cut]).is_err());
+        // Pixel data (4-byte length) claiming 1.9 GB.
+        let mut huge = files[0].clone();
+        let at = huge
+            .windows(6)
+            .position(|w| w == [0xE0, 0x7F, 0x10, 0x00, b'O', b'W'])
+            .expect("PixelData");
+        huge[at + 8..at + 12].copy_from_slice(&1_919_903_828u32.to_le_bytes());
+        assert!(check(&huge).is_err());
+    }
+}
+
+#[cfg(test)]
+mod found_by_fuzzing {
+    /// Inputs the fuzz targets once choked on; each must be refused quickly.
+    #[test]
+    fn inputs_found_by_fuzzing_are_refused() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/fuzz-found");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).expect("corpus") {
+            let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
+            let normalized = crate::dicom::parse::normalize_preamble(&bytes).expect("DICM");
+            assert!(super::check(&normalized).is_err());
+            assert!(crate::dicom::parse::parse(&normalized).is_err());
+            seen += 1;
+        }
+        assert!(seen >= 1);
+    }
+}
