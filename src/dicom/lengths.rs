@@ -64,59 +64,100 @@ fn implicit_vr(group: u16, element: u16) -> Option<[u8; 2]> {
 /// bytes are compressed); everything else is, to its end.
 pub fn check(file: &[u8]) -> Result<(), DicomError> {
     let lying = || DicomError::Malformed("an element is longer than the file".into());
-    let mut pos = 132;
+    let malformed = |what: &str| DicomError::Malformed(what.into());
+    // The meta group starts with its length, which says where the data set begins
+    // (this is how the parser finds it too).
+    if file.len() < 144 || file[132..138] != [0x02, 0x00, 0x00, 0x00, b'U', b'L'] {
+        return Err(malformed("the file meta information has no group length"));
+    }
+    let group_len = u32::from_le_bytes([file[140], file[141], file[142], file[143]]) as usize;
+    let meta_end = 144usize
+        .checked_add(group_len)
+        .filter(|end| *end <= file.len())
+        .ok_or_else(lying)?;
     let mut syntax: Option<Vec<u8>> = None;
+    let mut pos = 144;
+    while meta_end - pos >= 8 {
+        let (group, element) = (
+            u16::from_le_bytes([file[pos], file[pos + 1]]),
+            u16::from_le_bytes([file[pos + 2], file[pos + 3]]),
+        );
+        if group != 0x0002 {
+            return Err(malformed("the file meta information is damaged"));
+        }
+        let vr = &file[pos + 4..pos + 6];
+        let (len, header) = if short_vr(vr) {
+            (
+                u16::from_le_bytes([file[pos + 6], file[pos + 7]]) as usize,
+                8,
+            )
+        } else {
+            if meta_end - pos < 12 {
+                return Err(lying());
+            }
+            let b = &file[pos + 8..pos + 12];
+            (u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize, 12)
+        };
+        pos += header;
+        if len > meta_end - pos {
+            return Err(lying());
+        }
+        if element == 0x0010 && syntax.is_none() {
+            let value = &file[pos..pos + len];
+            let end = value
+                .iter()
+                .rposition(|b| *b != 0 && *b != b' ')
+                .map_or(0, |i| i + 1);
+            syntax = Some(value[..end].to_vec());
+        }
+        pos += len;
+    }
+    let ts = syntax.ok_or_else(|| malformed("the transfer syntax is missing"))?;
+    if ts != IMPLICIT_LE && ts != EXPLICIT_BE && !ts.starts_with(b"1.2.840.10008.1.2.") {
+        return Err(malformed("unknown transfer syntax"));
+    }
+    // Deflated (1.2.840.10008.1.2.1.99): the bytes are compressed, nothing to walk.
+    if ts.ends_with(b".99") {
+        return Ok(());
+    }
+    data_set(&file[meta_end..], ts != IMPLICIT_LE, ts == EXPLICIT_BE)
+}
+
+/// Walks the element headers of a data set (items and sequences included).
+fn data_set(data: &[u8], explicit: bool, big: bool) -> Result<(), DicomError> {
+    let lying = || DicomError::Malformed("an element is longer than the file".into());
+    let u16_at = |at: usize| {
+        let b = [data[at], data[at + 1]];
+        if big {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
+    };
+    let u32_at = |at: usize| {
+        let b = [data[at], data[at + 1], data[at + 2], data[at + 3]];
+        if big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
     // Inside encapsulated pixel data the items hold compressed bytes, not elements.
     let mut in_fragments = false;
-    while file.len() - pos >= 8 {
-        let meta = u16::from_le_bytes([file[pos], file[pos + 1]]) == 0x0002;
-        let ts = syntax.as_deref().unwrap_or(b"");
-        let (explicit, big) = if meta {
-            (true, false)
-        } else {
-            if syntax.is_none() {
-                // The meta group must come first and name the transfer syntax.
-                return Err(DicomError::Malformed(
-                    "the file meta information is missing".into(),
-                ));
-            }
-            if ts != IMPLICIT_LE && ts != EXPLICIT_BE && !ts.starts_with(b"1.2.840.10008.1.2.") {
-                return Ok(());
-            }
-            // Deflated: 1.2.840.10008.1.2.1.99 (and its kin): nothing to walk.
-            if ts.ends_with(b".99") {
-                return Ok(());
-            }
-            (ts != IMPLICIT_LE, ts == EXPLICIT_BE)
-        };
-        let u16_at = |at: usize| {
-            let b = [file[at], file[at + 1]];
-            if big {
-                u16::from_be_bytes(b)
-            } else {
-                u16::from_le_bytes(b)
-            }
-        };
-        let u32_at = |at: usize| {
-            let b = [file[at], file[at + 1], file[at + 2], file[at + 3]];
-            if big {
-                u32::from_be_bytes(b)
-            } else {
-                u32::from_le_bytes(b)
-            }
-        };
+    let mut pos = 0;
+    while data.len() - pos >= 8 {
         let (group, element) = (u16_at(pos), u16_at(pos + 2));
         if group == 0xFFFE {
             let len = u32_at(pos + 4);
             pos += 8;
             match element {
                 0xE000 if in_fragments => {
-                    if len as usize > file.len() - pos {
+                    if len as usize > data.len() - pos {
                         return Err(lying());
                     }
                     pos += len as usize;
                 }
-                0xE000 if len != UNDEFINED && len as usize > file.len() - pos => {
+                0xE000 if len != UNDEFINED && len as usize > data.len() - pos => {
                     return Err(lying());
                 }
                 0xE0DD => in_fragments = false,
@@ -125,11 +166,11 @@ pub fn check(file: &[u8]) -> Result<(), DicomError> {
             continue;
         }
         let (len, header, vr) = if explicit {
-            let vr = &file[pos + 4..pos + 6];
+            let vr = &data[pos + 4..pos + 6];
             if short_vr(vr) {
                 (u32::from(u16_at(pos + 6)), 8, Some(vr))
             } else {
-                if file.len() - pos < 12 {
+                if data.len() - pos < 12 {
                     return Err(lying());
                 }
                 (u32_at(pos + 8), 12, Some(vr))
@@ -155,16 +196,8 @@ pub fn check(file: &[u8]) -> Result<(), DicomError> {
             continue;
         }
         let len = len as usize;
-        if len > file.len() - pos {
+        if len > data.len() - pos {
             return Err(lying());
-        }
-        if meta && (group, element) == (0x0002, 0x0010) {
-            let value = &file[pos..pos + len];
-            let end = value
-                .iter()
-                .rposition(|b| *b != 0 && *b != b' ')
-                .map_or(0, |i| i + 1);
-            syntax = Some(value[..end].to_vec());
         }
         let sequence = match vr {
             Some(vr) => vr == b"SQ",
