@@ -180,9 +180,27 @@ fn samples<'a>(
         });
     }
     use dicom_pixeldata::PixelDecoder;
-    let decoded = obj
-        .decode_pixel_data_frame(frame)
-        .map_err(|e| DicomError::Unsupported(format!("transfer syntax {ts}: {e}")))?;
+    if ts == "1.2.840.10008.1.2.5" {
+        // The RLE decoder sizes its segment table by the header's count: at most
+        // 15 segments fit the 64-byte header the standard defines.
+        let fragment = obj.element(tags::PIXEL_DATA).ok().and_then(|e| {
+            e.value()
+                .fragments()
+                .and_then(|f| f.get(frame as usize).cloned())
+        });
+        let sane = fragment
+            .is_some_and(|f| f.len() >= 64 && u32::from_le_bytes([f[0], f[1], f[2], f[3]]) <= 15);
+        if !sane {
+            return Err(DicomError::Malformed("the RLE header is damaged".into()));
+        }
+    }
+    // The decoders index by what the file declares; a damaged file can make one
+    // panic, which is caught here and reported like any undecodable frame.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        obj.decode_pixel_data_frame(frame)
+    }))
+    .map_err(|_| DicomError::Malformed("the pixel data cannot be decoded".into()))?
+    .map_err(|e| DicomError::Unsupported(format!("transfer syntax {ts}: {e}")))?;
     let expected = w * h * spp as usize * (bits_alloc / 8) as usize;
     if decoded.data().len() < expected {
         return Err(short_pixel_data());
