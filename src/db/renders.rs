@@ -97,21 +97,28 @@ impl Db {
         lease_secs: i64,
     ) -> DbResult<Option<RenderJob>> {
         let (_gate, mut tx) = self.begin_write().await?;
-        let row = sqlx::query(
+        // PostgreSQL: nodes asking at once each skip the rows the others have
+        // locked, so each gets a job of its own. SQLite has one writer at a time.
+        let skip_locked = match self.dialect {
+            super::Dialect::Postgres => "FOR UPDATE SKIP LOCKED",
+            super::Dialect::Sqlite => "",
+        };
+        let sql = format!(
             "UPDATE render_jobs SET leased_until = $1, lease_owner = $2, attempts = attempts + 1
              WHERE instance_id = (
                  SELECT instance_id FROM render_jobs
                  WHERE leased_until < $3 AND attempts < $4
-                 ORDER BY created_at, instance_id LIMIT 1)
+                 ORDER BY created_at, instance_id LIMIT 1 {skip_locked})
                AND leased_until < $3
-             RETURNING instance_id, study_id, attempts",
-        )
-        .bind(now + lease_secs)
-        .bind(owner)
-        .bind(now)
-        .bind(MAX_ATTEMPTS)
-        .fetch_optional(&mut *tx)
-        .await?;
+             RETURNING instance_id, study_id, attempts"
+        );
+        let row = sqlx::query(&sql)
+            .bind(now + lease_secs)
+            .bind(owner)
+            .bind(now)
+            .bind(MAX_ATTEMPTS)
+            .fetch_optional(&mut *tx)
+            .await?;
         let Some(row) = row else {
             tx.rollback().await?;
             return Ok(None);

@@ -492,12 +492,24 @@ pub async fn get_thumbnail(
         return Err(WebError::not_found());
     }
     let (options, format) = crate::studies::prepared::THUMBNAIL;
+    session_image(&svc, &scope, &instance_id, 0, options, format).await
+}
+
+/// One frame of the session's study, rendered and sent `no-store`.
+async fn session_image(
+    svc: &Services,
+    scope: &crate::access::sessions::PatientScope,
+    instance_id: &str,
+    frame: u32,
+    options: crate::dicom::render::RenderOptions,
+    format: view::ImageFormat,
+) -> Result<Response, WebError> {
     let image = view::render_image(
-        &svc,
+        svc,
         &scope.practice_id,
         &scope.study_id,
-        &instance_id,
-        0,
+        instance_id,
+        frame,
         options,
         format,
     )
@@ -522,22 +534,7 @@ pub async fn get_rendered(
         return Err(WebError::not_found());
     }
     let (options, format) = super::patient_files::render_request(&q, &headers)?;
-    let image = view::render_image(
-        &svc,
-        &scope.practice_id,
-        &scope.study_id,
-        &instance_id,
-        frame - 1,
-        options,
-        format,
-    )
-    .await?;
-    let mut res = ([(header::CONTENT_TYPE, format.media_type())], image).into_response();
-    res.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
-    Ok(res)
+    session_image(&svc, &scope, &instance_id, frame - 1, options, format).await
 }
 
 /// Who: a live patient or referrer session, from the tab that owns it (header

@@ -307,3 +307,45 @@ pub async fn search_studies(
         .await
         .expect("search")
 }
+
+/// The files as a ZIP, named like a CD's `DICOM/IMG0001`.
+pub fn zip_of(files: &[Vec<u8>]) -> Vec<u8> {
+    use std::io::Write;
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut w = zip::ZipWriter::new(&mut buf);
+        for (i, f) in files.iter().enumerate() {
+            w.start_file(
+                format!("DICOM/IMG{i:04}"),
+                zip::write::SimpleFileOptions::default(),
+            )
+            .expect("start");
+            w.write_all(f).expect("write");
+        }
+        w.finish().expect("finish");
+    }
+    buf.into_inner()
+}
+
+/// A POST whose body is sent in chunks without a declared length, so the server
+/// can only find its size while reading.
+pub async fn post_unsized(
+    app: &TestApp,
+    token: &str,
+    content_type: &str,
+    body: Vec<u8>,
+    chunk: usize,
+) -> reqwest::Response {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        body.chunks(chunk).map(|c| Ok(c.to_vec())).collect();
+    app.http
+        .post(format!("{}/api/v1/studies", app.base))
+        .bearer_auth(token)
+        .header("content-type", content_type)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .expect("upload")
+}

@@ -1,26 +1,8 @@
 //! The first journey of DESIGN §5, end to end over HTTP: demo line → token → upload
 //! → grant → patient sign-in by code and by link → viewer → every image rendered.
 
-use super::helpers::{TestApp, backend_name, session_cookie};
+use super::helpers::{TestApp, backend_name, session_cookie, zip_of};
 use lichtkasten::dicom::synth::{StudySpec, demo_study, new_uid};
-
-fn zip_of(files: &[Vec<u8>]) -> Vec<u8> {
-    use std::io::Write;
-    let mut buf = std::io::Cursor::new(Vec::new());
-    {
-        let mut w = zip::ZipWriter::new(&mut buf);
-        for (i, f) in files.iter().enumerate() {
-            w.start_file(
-                format!("DICOM/IMG{i:04}"),
-                zip::write::SimpleFileOptions::default(),
-            )
-            .expect("start");
-            w.write_all(f).expect("write");
-        }
-        w.finish().expect("finish");
-    }
-    buf.into_inner()
-}
 
 fn other_patient() -> StudySpec {
     let mut rng = rand::thread_rng();

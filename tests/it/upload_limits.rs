@@ -3,7 +3,7 @@
 //! the request limit part-way is refused with the files before it kept; a ZIP goes
 //! through the sealed spool and leaves nothing in the spool folder.
 
-use super::helpers::{TestApp, test_config};
+use super::helpers::{TestApp, post_unsized, test_config, zip_of};
 use lichtkasten::dicom::synth::{StudySpec, demo_study};
 
 fn study(slices: usize, size: u16) -> (StudySpec, Vec<Vec<u8>>) {
@@ -29,24 +29,6 @@ fn multipart(files: &[Vec<u8>]) -> (String, Vec<u8>) {
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
-fn zip_of(files: &[Vec<u8>]) -> Vec<u8> {
-    use std::io::Write;
-    let mut buf = std::io::Cursor::new(Vec::new());
-    {
-        let mut w = zip::ZipWriter::new(&mut buf);
-        for (i, f) in files.iter().enumerate() {
-            w.start_file(
-                format!("DICOM/IMG{i:04}"),
-                zip::write::SimpleFileOptions::default(),
-            )
-            .expect("start");
-            w.write_all(f).expect("write");
-        }
-        w.finish().expect("finish");
-    }
-    buf.into_inner()
 }
 
 async fn practice_id(app: &TestApp) -> String {
@@ -92,19 +74,7 @@ async fn the_quota_refuses_before_reading_and_file_by_file() {
     // and the rest are refused one by one.
     let (_, files) = study(30, 256);
     let (ct, body) = multipart(&files);
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-        body.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
-    let res = app
-        .http
-        .post(format!("{}/api/v1/studies", app.base))
-        .bearer_auth(&token)
-        .header("content-type", ct)
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-            chunks,
-        )))
-        .send()
-        .await
-        .expect("upload");
+    let res = post_unsized(&app, &token, &ct, body, 64 * 1024).await;
     assert_eq!(res.status(), 200);
     let report: serde_json::Value = res.json().await.expect("json");
     let accepted = report["studies"][0]["accepted"].as_u64().expect("accepted");
@@ -137,19 +107,7 @@ async fn a_body_outgrowing_the_limit_keeps_the_files_before_it() {
     let (ct, body) = multipart(&files);
     assert!(body.len() > 1024 * 1024);
     // Sent without a length, so the limit can only be found while reading.
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-        body.chunks(32 * 1024).map(|c| Ok(c.to_vec())).collect();
-    let res = app
-        .http
-        .post(format!("{}/api/v1/studies", app.base))
-        .bearer_auth(&token)
-        .header("content-type", ct)
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-            chunks,
-        )))
-        .send()
-        .await
-        .expect("upload");
+    let res = post_unsized(&app, &token, &ct, body, 32 * 1024).await;
     assert_eq!(res.status(), 413);
     let err: serde_json::Value = res.json().await.expect("json");
     assert_eq!(err["error"]["code"], "upload_too_large");
