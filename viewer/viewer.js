@@ -84,7 +84,10 @@ async function heartbeat() {
 }
 
 if (heartbeatUrl) {
-  for (const type of ['pointerdown', 'keydown', 'wheel', 'touchstart', 'scroll']) {
+  // Things only a person does. Not 'scroll': the page also scrolls by itself (a
+  // focused control, images arriving), which must not keep an idle session alive;
+  // a person scrolling touches, clicks, turns the wheel or presses a key.
+  for (const type of ['pointerdown', 'keydown', 'wheel', 'touchstart']) {
     window.addEventListener(type, () => { sawInput = true; }, { passive: true, capture: true });
   }
   document.getElementById('stay')?.addEventListener('click', () => {

@@ -125,9 +125,17 @@ impl FromRequestParts<Arc<Services>> for PatientSession {
     ) -> Result<Self, Self::Rejection> {
         let is_api = parts.uri.path().starts_with("/view/api/");
         // Heartbeats keep the session alive but count as the person using it only when
-        // the page saw input since the last beat (`X-Active: 1`).
-        let user_input = !parts.uri.path().ends_with("/heartbeat")
-            || parts.headers.get("x-active").is_some_and(|v| v == "1");
+        // the page saw input since the last beat (`X-Active: 1`). The viewer's own
+        // fetches (images loading in the background) are not a person either; pages
+        // and downloads are.
+        let path = parts.uri.path();
+        let user_input = if path.ends_with("/heartbeat") {
+            parts.headers.get("x-active").is_some_and(|v| v == "1")
+        } else if is_api {
+            path.ends_with("/download")
+        } else {
+            true
+        };
         let token = cookie_value(parts, session_cookie_name(svc)).map(str::to_string);
         let scope = match token {
             Some(t) => check_patient_session(svc, &t, user_input)
