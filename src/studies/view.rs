@@ -91,7 +91,17 @@ pub async fn original(
         .instance(study_id, instance_id)
         .await?
         .ok_or(StudyError::NotFound)?;
-    let dek = svc.keys.study_key(&svc.db, &key_row).await?;
+    read_checked(svc, study_id, &key_row, &inst).await
+}
+
+/// Decrypts one looked-up instance and checks it against its recorded size and hash.
+async fn read_checked(
+    svc: &Services,
+    study_id: &str,
+    key_row: &crate::db::studies::StudyKeyRow,
+    inst: &InstanceRow,
+) -> Result<Vec<u8>, StudyError> {
+    let dek = svc.keys.study_key(&svc.db, key_row).await?;
     let ctx = ObjectContext {
         study_id,
         object_id: &inst.blob_id,
@@ -263,7 +273,8 @@ async fn original_for_render(
     study_id: &str,
     instance_id: &str,
 ) -> Result<bytes::Bytes, StudyError> {
-    svc.db
+    let key_row = svc
+        .db
         .study_key(practice_id, study_id)
         .await?
         .ok_or(StudyError::NotFound)?;
@@ -275,7 +286,8 @@ async fn original_for_render(
     if let Some(hit) = svc.recent_originals.get(&inst.blob_id) {
         return Ok(hit);
     }
-    let bytes = bytes::Bytes::from(original(svc, practice_id, study_id, instance_id).await?);
+    // On a miss the rows just read serve the decryption too: no second lookup.
+    let bytes = bytes::Bytes::from(read_checked(svc, study_id, &key_row, &inst).await?);
     svc.recent_originals.put(&inst.blob_id, bytes.clone());
     Ok(bytes)
 }
