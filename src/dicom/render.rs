@@ -262,7 +262,22 @@ pub fn render_frame_with(
     frame: u32,
     options: RenderOptions,
 ) -> Result<Rendered, DicomError> {
-    let full = render_full(bytes, frame, options.window)?;
+    render_parsed(&parse_for_render(bytes)?, frame, options)
+}
+
+/// A file parsed with its pixel data, to render frames from (one parse serves every
+/// frame of a loop).
+pub fn parse_for_render(bytes: &[u8]) -> Result<dicom_object::DefaultDicomObject, DicomError> {
+    open(bytes, true)
+}
+
+/// One frame of a file already parsed by [`parse_for_render`].
+pub fn render_parsed(
+    obj: &dicom_object::DefaultDicomObject,
+    frame: u32,
+    options: RenderOptions,
+) -> Result<Rendered, DicomError> {
+    let full = render_full(obj, frame, options.window)?;
     Ok(match options.viewport {
         Some((w, h)) => full.fit_within(w, h),
         None => full,
@@ -270,20 +285,19 @@ pub fn render_frame_with(
 }
 
 fn render_full(
-    bytes: &[u8],
+    obj: &dicom_object::DefaultDicomObject,
     frame: u32,
     window_override: Option<(f64, f64)>,
 ) -> Result<Rendered, DicomError> {
-    let obj = open(bytes, true)?;
     let ts = obj
         .meta()
         .transfer_syntax()
         .trim_end_matches('\0')
         .trim()
         .to_string();
-    let rows = int(&obj, tags::ROWS).ok_or(DicomError::Missing("Rows"))?;
-    let cols = int(&obj, tags::COLUMNS).ok_or(DicomError::Missing("Columns"))?;
-    let frames = int(&obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
+    let rows = int(obj, tags::ROWS).ok_or(DicomError::Missing("Rows"))?;
+    let cols = int(obj, tags::COLUMNS).ok_or(DicomError::Missing("Columns"))?;
+    let frames = int(obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
     if !(1..=65535).contains(&rows) || !(1..=65535).contains(&cols) {
         return Err(DicomError::TooLarge);
     }
@@ -291,52 +305,51 @@ fn render_full(
         return Err(DicomError::Missing("frame"));
     }
     let (w, h) = (cols as usize, rows as usize);
-    let s = samples(&obj, &ts, frame, (w, h))?;
+    let s = samples(obj, &ts, frame, (w, h))?;
     let bpp = (s.bits_allocated / 8) as usize;
     let frame_bytes: &[u8] = &s.bytes;
 
     match (s.photometric.as_str(), s.samples_per_pixel) {
         ("MONOCHROME1" | "MONOCHROME2", 1) => {
-            let stored = read_samples(
-                frame_bytes,
-                bpp,
-                s.bits_stored as u32,
-                s.signed,
-                s.big_endian,
-            );
-            let slope = float(&obj, tags::RESCALE_SLOPE).unwrap_or(1.0);
-            let intercept = float(&obj, tags::RESCALE_INTERCEPT).unwrap_or(0.0);
-            let values: Vec<f64> = stored
-                .iter()
-                .map(|v| *v as f64 * slope + intercept)
-                .collect();
+            // Every stored value maps to one grey level, so the mapping (modality
+            // LUT, VOI, inversion) is worked out once per possible value (at most
+            // 2^16) and each pixel is a table look-up: no per-pixel arithmetic and
+            // no copy of the image in floating point.
+            let bits = s.bits_stored as u32;
+            let raw = raw_samples(frame_bytes, bpp, bits, s.big_endian);
+            let slope = float(obj, tags::RESCALE_SLOPE).unwrap_or(1.0);
+            let intercept = float(obj, tags::RESCALE_INTERCEPT).unwrap_or(0.0);
+            let signed = s.signed;
+            let modality =
+                move |r: usize| stored_value(r as u32, bits, signed) as f64 * slope + intercept;
             let file_window = match (
-                float(&obj, tags::WINDOW_CENTER),
-                float(&obj, tags::WINDOW_WIDTH),
+                float(obj, tags::WINDOW_CENTER),
+                float(obj, tags::WINDOW_WIDTH),
             ) {
                 (Some(c), Some(w)) if w >= 1.0 => Some((c, w)),
                 _ => None,
             };
             // Asked for, else the file's window, else its VOI LUT, else automatic.
             let voi_lut = match (window_override, file_window) {
-                (None, None) => voi_lut(&obj),
+                (None, None) => voi_lut(obj),
                 _ => None,
             };
             let window = window_override
                 .filter(|(c, w)| *w >= 1.0 && c.is_finite() && w.is_finite())
                 .or(file_window)
-                .unwrap_or_else(|| auto_window(&values));
+                .unwrap_or_else(|| auto_window(&histogram(&raw, bits), modality));
             let invert = s.photometric == "MONOCHROME1";
-            let pixels = values
-                .iter()
-                .map(|v| {
+            let table: Vec<u8> = (0..1usize << bits)
+                .map(|r| {
+                    let v = modality(r);
                     let g = match &voi_lut {
                         Some(lut) => lut.look_up(v.round() as i64),
-                        None => voi_linear(*v, window.0, window.1),
+                        None => voi_linear(v, window.0, window.1),
                     };
                     if invert { 255 - g } else { g }
                 })
                 .collect();
+            let pixels = raw.iter().map(|&r| table[usize::from(r)]).collect();
             Ok(Rendered {
                 width: w as u32,
                 height: h as u32,
@@ -400,17 +413,17 @@ fn render_full(
             let stored = read_samples(frame_bytes, bpp, s.bits_stored as u32, false, s.big_endian);
             let luts = [
                 palette(
-                    &obj,
+                    obj,
                     tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
                     tags::RED_PALETTE_COLOR_LOOKUP_TABLE_DATA,
                 )?,
                 palette(
-                    &obj,
+                    obj,
                     tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
                     tags::GREEN_PALETTE_COLOR_LOOKUP_TABLE_DATA,
                 )?,
                 palette(
-                    &obj,
+                    obj,
                     tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DESCRIPTOR,
                     tags::BLUE_PALETTE_COLOR_LOOKUP_TABLE_DATA,
                 )?,
@@ -545,25 +558,9 @@ fn read_samples(
     signed: bool,
     big_endian: bool,
 ) -> Vec<i64> {
-    let mask: u32 = if bits_stored >= 32 {
-        u32::MAX
-    } else {
-        (1u32 << bits_stored) - 1
-    };
-    bytes
-        .chunks_exact(bpp)
-        .map(|c| {
-            let raw: u32 = match (bpp, big_endian) {
-                (1, _) => u32::from(c[0]),
-                (_, false) => u32::from(u16::from_le_bytes([c[0], c[1]])),
-                (_, true) => u32::from(u16::from_be_bytes([c[0], c[1]])),
-            } & mask;
-            if signed && bits_stored > 0 && raw & (1 << (bits_stored - 1)) != 0 {
-                i64::from(raw) - (1i64 << bits_stored)
-            } else {
-                i64::from(raw)
-            }
-        })
+    raw_samples(bytes, bpp, bits_stored, big_endian)
+        .into_iter()
+        .map(|r| stored_value(u32::from(r), bits_stored, signed))
         .collect()
 }
 
@@ -582,16 +579,71 @@ pub fn voi_linear(x: f64, center: f64, width: f64) -> u8 {
     }
 }
 
-/// A window over the 1st–99th percentile, so a few extreme pixels (metal, air
-/// outside the patient) do not wash out the image.
-fn auto_window(values: &[f64]) -> (f64, f64) {
-    if values.is_empty() {
+/// The stored bits of each sample, as unsigned numbers (the index into a table of
+/// every possible value).
+fn raw_samples(bytes: &[u8], bpp: usize, bits_stored: u32, big_endian: bool) -> Vec<u16> {
+    let mask = ((1u32 << bits_stored) - 1) as u16;
+    match (bpp, big_endian) {
+        (1, _) => bytes.iter().map(|&b| u16::from(b) & mask).collect(),
+        (_, false) => bytes
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]) & mask)
+            .collect(),
+        (_, true) => bytes
+            .chunks_exact(2)
+            .map(|c| u16::from_be_bytes([c[0], c[1]]) & mask)
+            .collect(),
+    }
+}
+
+/// A sample's stored bits as the number they stand for (two's complement when the
+/// pixel representation is signed).
+fn stored_value(raw: u32, bits_stored: u32, signed: bool) -> i64 {
+    if signed && bits_stored > 0 && raw & (1 << (bits_stored - 1)) != 0 {
+        i64::from(raw) - (1i64 << bits_stored)
+    } else {
+        i64::from(raw)
+    }
+}
+
+/// How often each stored value occurs.
+fn histogram(raw: &[u16], bits_stored: u32) -> Vec<u64> {
+    let mut counts = vec![0u64; 1 << bits_stored];
+    for &r in raw {
+        counts[usize::from(r)] += 1;
+    }
+    counts
+}
+
+/// A window over the 1st–99th percentile of the values (in modality units), so a
+/// few extreme pixels (metal, air outside the patient) do not wash out the image.
+/// Taken from the histogram: the same percentiles as sorting every pixel, without
+/// the sort.
+fn auto_window(counts: &[u64], value_of: impl Fn(usize) -> f64) -> (f64, f64) {
+    let total: u64 = counts.iter().sum();
+    if total == 0 {
         return (0.0, 1.0);
     }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(|a, b| a.total_cmp(b));
-    let lo = sorted[sorted.len() / 100];
-    let hi = sorted[(sorted.len() * 99 / 100).min(sorted.len() - 1)];
+    // A negative rescale slope reverses the order, so sort the values themselves.
+    let mut bins: Vec<(f64, u64)> = counts
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c > 0)
+        .map(|(r, c)| (value_of(r), *c))
+        .collect();
+    bins.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let at_rank = |rank: u64| {
+        let mut seen = 0;
+        for (value, count) in &bins {
+            seen += count;
+            if seen > rank {
+                return *value;
+            }
+        }
+        bins.last().map_or(0.0, |b| b.0)
+    };
+    let lo = at_rank(total / 100);
+    let hi = at_rank((total * 99 / 100).min(total - 1));
     let width = (hi - lo).max(1.0) + 1.0;
     (lo + (hi - lo) / 2.0 + 0.5, width)
 }
@@ -606,6 +658,25 @@ mod tests {
         assert_eq!(voi_linear(1000.0, 40.0, 400.0), 255);
         let mid = voi_linear(40.0, 40.0, 400.0);
         assert!((126..=129).contains(&mid), "{mid}");
+    }
+
+    /// The histogram's percentiles are those of sorting every pixel, also when a
+    /// negative rescale slope reverses the order.
+    #[test]
+    fn auto_window_matches_sorting() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let raw: Vec<u16> = (0..10_001).map(|_| rng.gen_range(0..4096u16)).collect();
+        for slope in [1.0, 0.5, -2.0] {
+            let value_of = |r: usize| stored_value(r as u32, 12, true) as f64 * slope - 1024.0;
+            let mut sorted: Vec<f64> = raw.iter().map(|&r| value_of(usize::from(r))).collect();
+            sorted.sort_by(|a, b| a.total_cmp(b));
+            let lo = sorted[sorted.len() / 100];
+            let hi = sorted[sorted.len() * 99 / 100];
+            let expected = (lo + (hi - lo) / 2.0 + 0.5, (hi - lo).max(1.0) + 1.0);
+            assert_eq!(auto_window(&histogram(&raw, 12), value_of), expected);
+        }
+        assert_eq!(auto_window(&[0; 16], |r| r as f64), (0.0, 1.0));
     }
 
     #[test]

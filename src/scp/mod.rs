@@ -129,7 +129,7 @@ pub async fn serve(
 }
 
 async fn association(
-    svc: &Services,
+    svc: &Arc<Services>,
     socket: tokio::net::TcpStream,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) -> anyhow::Result<()> {
@@ -155,7 +155,7 @@ async fn association(
 
 /// An established association: its practice, then its commands.
 async fn served<S>(
-    svc: &Services,
+    svc: &Arc<Services>,
     mut assoc: dicom_ul::association::server::AsyncServerAssociation<S>,
     table: &AeTable,
 ) -> anyhow::Result<()>
@@ -187,7 +187,7 @@ where
 /// Answers the association's commands until it is released or aborted.
 async fn exchange<S>(
     assoc: &mut dicom_ul::association::server::AsyncServerAssociation<S>,
-    intake: &mut crate::studies::ingest::Intake<'_>,
+    intake: &mut crate::studies::ingest::Intake,
     contexts: &HashMap<u8, String>,
 ) -> anyhow::Result<()>
 where
@@ -285,7 +285,7 @@ where
 /// One received instance: made a Part 10 file (its meta from the association) and
 /// ingested like an upload. Returns the DIMSE status.
 async fn store(
-    intake: &mut crate::studies::ingest::Intake<'_>,
+    intake: &mut crate::studies::ingest::Intake,
     request: &Request,
     transfer_syntax: &str,
     data_set: Vec<u8>,

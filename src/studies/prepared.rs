@@ -157,13 +157,12 @@ const MAX_PREPARED_FRAMES: i64 = 1000;
 /// Prepares one leased job: thumbnail and preview of the first frame, and the
 /// scrolling size of every frame.
 async fn prepare(svc: &Services, job: &crate::db::renders::RenderJob) -> Result<(), StudyError> {
-    let frames = svc
+    let instance = svc
         .db
         .instance(&job.study_id, &job.instance_id)
         .await?
-        .ok_or(StudyError::NotFound)?
-        .frames
-        .clamp(1, MAX_PREPARED_FRAMES) as u32;
+        .ok_or(StudyError::NotFound)?;
+    let frames = instance.frames.clamp(1, MAX_PREPARED_FRAMES) as u32;
     let mut wanted = vec![(0, THUMBNAIL), (0, PREVIEW)];
     wanted.extend((0..frames).map(|f| (f, SCROLL)));
     for (frame, (options, format)) in wanted {
@@ -178,6 +177,9 @@ async fn prepare(svc: &Services, job: &crate::db::renders::RenderJob) -> Result<
         )
         .await?;
     }
+    // Its renders are kept now; holding the parsed original for a viewer that may
+    // never come would only fill memory during a big ingest.
+    svc.recent_originals.forget(&instance.blob_id);
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 //! bytes) must be read out of order, so it is spooled first — sealed, see
 //! [`crate::crypto::spool`] — and then walked entry by entry.
 
-use super::ingest::{FileOutcome, Intake};
+use super::ingest::Intake;
 use super::upload::{Rejection, UploadError, UploadLimits, label};
 use crate::crypto::spool::{SpoolReader, SpoolWriter};
 use bytes::{Bytes, BytesMut};
@@ -63,14 +63,14 @@ where
 /// intake. `Err` means the whole request is refused from here on (over a limit, or
 /// the connection broke); files stored before stay stored and are in the report.
 pub async fn feed<S, E>(
-    intake: &mut Intake<'_>,
+    intake: &mut Intake,
     name: &str,
     mut body: S,
     limits: &RequestLimits,
     spool_dir: &Path,
     tally: &mut Tally,
     allow_zip: bool,
-) -> Result<Option<FileOutcome>, UploadError>
+) -> Result<Option<usize>, UploadError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
 {
@@ -128,11 +128,11 @@ where
         return Ok(None);
     }
     tally.count_file(limits, file.len() as u64)?;
-    let outcome = intake
-        .store(&name, file.freeze())
+    let ticket = intake
+        .submit(&name, file.freeze())
         .await
         .map_err(|_| UploadError::Storage)?;
-    Ok(Some(outcome))
+    Ok(Some(ticket))
 }
 
 /// One entry of a ZIP: a file to store or the reason it was refused.
@@ -203,10 +203,10 @@ pub fn walk_zip<R: Read + Seek>(
     Ok(())
 }
 
-/// Walks a spooled ZIP on a blocking thread and stores its files as they come out,
-/// at most two in flight.
+/// Walks a spooled ZIP on a blocking thread and hands its files to the intake as
+/// they come out (one waiting in the channel, the intake's few being stored).
 async fn feed_zip(
-    intake: &mut Intake<'_>,
+    intake: &mut Intake,
     reader: SpoolReader,
     limits: &RequestLimits,
     tally: &mut Tally,
@@ -225,7 +225,7 @@ async fn feed_zip(
                     outcome = Err(e);
                     break;
                 }
-                if intake.store(&name, Bytes::from(bytes)).await.is_err() {
+                if intake.submit(&name, Bytes::from(bytes)).await.is_err() {
                     outcome = Err(UploadError::Storage);
                     break;
                 }

@@ -8,6 +8,7 @@ use crate::blob::BlobError;
 use crate::crypto::stream::ObjectContext;
 use crate::db::studies::{InstanceRow, SeriesRow};
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SeriesView {
@@ -206,18 +207,22 @@ pub async fn render_image(
 
 static RENDER_SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
 
-/// Decrypted originals kept in memory (never on disk) for the renders that follow
-/// each other: the frames of a loop, a window being tried, the preview and then the
-/// exact image. Without it every frame decrypts and checks the whole object again.
+/// Decrypted originals kept in memory (never on disk), parsed, for the renders that
+/// follow each other: the frames of a loop, a window being tried, the preview and
+/// then the exact image. Without it every frame decrypts, checks and parses the whole
+/// object again (a 60-frame ultrasound loop is tens of MB).
 #[derive(Default)]
 pub struct RecentOriginals(std::sync::Mutex<Recent>);
 
 const RECENT_ORIGINALS_BYTES: usize = 256 * 1024 * 1024;
 
+type Parsed = Arc<dicom_object::DefaultDicomObject>;
+
 #[derive(Default)]
 struct Recent {
-    /// Least recently used first; keyed by the stored object's id.
-    items: std::collections::VecDeque<(String, bytes::Bytes)>,
+    /// Least recently used first; keyed by the stored object's id, with the size
+    /// of the original the parsed object was read from.
+    items: std::collections::VecDeque<(String, Parsed, usize)>,
     bytes: usize,
 }
 
@@ -229,50 +234,63 @@ impl RecentOriginals {
         }
     }
 
-    fn get(&self, blob_id: &str) -> Option<bytes::Bytes> {
+    /// Drops one original (its renders are prepared).
+    pub fn forget(&self, blob_id: &str) {
+        let Ok(mut r) = self.0.lock() else {
+            return;
+        };
+        if let Some(at) = r.items.iter().position(|(k, _, _)| k == blob_id)
+            && let Some((_, _, size)) = r.items.remove(at)
+        {
+            r.bytes -= size;
+        }
+    }
+
+    fn get(&self, blob_id: &str) -> Option<Parsed> {
         self.0.lock().ok()?.get(blob_id)
     }
 
-    fn put(&self, blob_id: &str, bytes: bytes::Bytes) {
+    fn put(&self, blob_id: &str, parsed: Parsed, size: usize) {
         if let Ok(mut r) = self.0.lock() {
-            r.put(blob_id, bytes);
+            r.put(blob_id, parsed, size);
         }
     }
 }
 
 impl Recent {
-    fn get(&mut self, blob_id: &str) -> Option<bytes::Bytes> {
-        let at = self.items.iter().position(|(k, _)| k == blob_id)?;
+    fn get(&mut self, blob_id: &str) -> Option<Parsed> {
+        let at = self.items.iter().position(|(k, _, _)| k == blob_id)?;
         let item = self.items.remove(at)?;
-        let bytes = item.1.clone();
+        let parsed = item.1.clone();
         self.items.push_back(item);
-        Some(bytes)
+        Some(parsed)
     }
 
-    fn put(&mut self, blob_id: &str, bytes: bytes::Bytes) {
+    fn put(&mut self, blob_id: &str, parsed: Parsed, size: usize) {
         // One object may take a quarter of the room at most.
-        if bytes.len() > RECENT_ORIGINALS_BYTES / 4 || self.get(blob_id).is_some() {
+        if size > RECENT_ORIGINALS_BYTES / 4 || self.get(blob_id).is_some() {
             return;
         }
-        self.bytes += bytes.len();
-        self.items.push_back((blob_id.to_string(), bytes));
+        self.bytes += size;
+        self.items.push_back((blob_id.to_string(), parsed, size));
         while self.bytes > RECENT_ORIGINALS_BYTES {
             match self.items.pop_front() {
-                Some((_, old)) => self.bytes -= old.len(),
+                Some((_, _, old)) => self.bytes -= old,
                 None => break,
             }
         }
     }
 }
 
-/// The original for a render: from memory if it was read a moment ago. Study and
-/// instance are looked up first every time, so a deleted study renders nothing.
+/// The original for a render, parsed: from memory if it was read a moment ago.
+/// Study and instance are looked up first every time, so a deleted study renders
+/// nothing.
 async fn original_for_render(
     svc: &Services,
     practice_id: &str,
     study_id: &str,
     instance_id: &str,
-) -> Result<bytes::Bytes, StudyError> {
+) -> Result<Parsed, StudyError> {
     let key_row = svc
         .db
         .study_key(practice_id, study_id)
@@ -287,9 +305,16 @@ async fn original_for_render(
         return Ok(hit);
     }
     // On a miss the rows just read serve the decryption too: no second lookup.
-    let bytes = bytes::Bytes::from(read_checked(svc, study_id, &key_row, &inst).await?);
-    svc.recent_originals.put(&inst.blob_id, bytes.clone());
-    Ok(bytes)
+    let bytes = read_checked(svc, study_id, &key_row, &inst).await?;
+    let size = bytes.len();
+    let parsed =
+        tokio::task::spawn_blocking(move || crate::dicom::render::parse_for_render(&bytes))
+            .await
+            .map_err(|_| StudyError::Integrity)??;
+    let parsed = Arc::new(parsed);
+    svc.recent_originals
+        .put(&inst.blob_id, parsed.clone(), size);
+    Ok(parsed)
 }
 
 async fn draw(
@@ -311,9 +336,9 @@ async fn draw(
         .acquire()
         .await
         .map_err(|_| StudyError::Integrity)?;
-    let bytes = original_for_render(svc, practice_id, study_id, instance_id).await?;
+    let parsed = original_for_render(svc, practice_id, study_id, instance_id).await?;
     let encoded = tokio::task::spawn_blocking(move || {
-        let image = crate::dicom::render::render_frame_with(&bytes, frame, options)?;
+        let image = crate::dicom::render::render_parsed(&parsed, frame, options)?;
         match format {
             ImageFormat::Png => image.to_png(),
             ImageFormat::Jpeg(q) => image.to_jpeg(q),

@@ -101,7 +101,13 @@ pub async fn post_studies(
     let spool = svc.config.data_dir.join("spool");
     let mut tally = crate::studies::upload_stream::Tally::default();
     let mut multipart = multer::Multipart::new(req.into_body().into_data_stream(), boundary);
-    let (mut stored, mut failed) = (Vec::new(), Vec::new());
+    // Each part's answer, in the order of the parts: its file is stored in the
+    // background, so most outcomes are known only once the intake is finished.
+    enum Part {
+        Ticket(usize),
+        NotDicom,
+    }
+    let mut parts = Vec::new();
     let mut index = 0;
     let mut broken = None;
     loop {
@@ -119,16 +125,11 @@ pub async fn post_studies(
             .map(|m| m.essence_str().to_ascii_lowercase())
             .unwrap_or_default();
         if !part_type.is_empty() && part_type != "application/dicom" {
-            let mut item = sop_item("", "");
-            item.insert(
-                "00081197".into(),
-                json!({"vr": "US", "Value": [FAILURE_CANNOT_UNDERSTAND]}),
-            );
-            failed.push(item);
+            parts.push(Part::NotDicom);
             continue;
         }
         let name = format!("part-{index}");
-        let outcome = crate::studies::upload_stream::feed(
+        let fed = crate::studies::upload_stream::feed(
             &mut intake,
             &name,
             part,
@@ -138,27 +139,8 @@ pub async fn post_studies(
             false,
         )
         .await;
-        match outcome {
-            Ok(Some(FileOutcome::Stored {
-                sop_class,
-                sop_instance,
-            }))
-            | Ok(Some(FileOutcome::Duplicate {
-                sop_class,
-                sop_instance,
-            })) => {
-                stored.push(Value::Object(sop_item(&sop_class, &sop_instance)));
-            }
-            Ok(Some(FileOutcome::Rejected(code))) => {
-                let reason = match code {
-                    "patient_mismatch" => FAILURE_MISMATCH,
-                    "storage_error" | "quota_exceeded" => FAILURE_PROCESSING,
-                    _ => FAILURE_CANNOT_UNDERSTAND,
-                };
-                let mut item = sop_item("", "");
-                item.insert("00081197".into(), json!({"vr": "US", "Value": [reason]}));
-                failed.push(item);
-            }
+        match fed {
+            Ok(Some(ticket)) => parts.push(Part::Ticket(ticket)),
             Ok(None) => {}
             Err(e) => {
                 broken = Some(e.code());
@@ -166,7 +148,33 @@ pub async fn post_studies(
             }
         }
     }
-    intake.finish().await?;
+    let report = intake.finish().await?;
+    let (mut stored, mut failed) = (Vec::new(), Vec::new());
+    for part in parts {
+        let outcome = match part {
+            Part::NotDicom => None,
+            Part::Ticket(t) => report.outcome(t).cloned(),
+        };
+        let reason = match outcome {
+            Some(FileOutcome::Stored {
+                sop_class,
+                sop_instance,
+            })
+            | Some(FileOutcome::Duplicate {
+                sop_class,
+                sop_instance,
+            }) => {
+                stored.push(Value::Object(sop_item(&sop_class, &sop_instance)));
+                continue;
+            }
+            Some(FileOutcome::Rejected("patient_mismatch")) => FAILURE_MISMATCH,
+            Some(FileOutcome::Rejected("storage_error" | "quota_exceeded")) => FAILURE_PROCESSING,
+            Some(FileOutcome::Rejected(_)) | None => FAILURE_CANNOT_UNDERSTAND,
+        };
+        let mut item = sop_item("", "");
+        item.insert("00081197".into(), json!({"vr": "US", "Value": [reason]}));
+        failed.push(item);
+    }
     if let Some(code) = broken {
         if stored.is_empty() {
             let status = if code == "upload_too_large" || code == "too_many_files" {

@@ -10,6 +10,7 @@ use crate::studies::upload::{UploadError, UploadLimits};
 use crate::studies::upload_stream::{RequestLimits, Tally, feed};
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode, header};
+use std::sync::Arc;
 
 pub fn too_large(max: u64) -> WebError {
     WebError::new(
@@ -50,13 +51,13 @@ pub async fn request_limits(svc: &Services, practice_id: &str) -> Result<Request
 
 /// Opens an intake after the checks that need no body: the declared length against
 /// the request limit and the practice's quota (413 before a byte is read).
-pub async fn open_intake<'a>(
-    svc: &'a Services,
+pub async fn open_intake(
+    svc: &Arc<Services>,
     practice_id: &str,
     actor: Actor,
     headers: &HeaderMap,
     limits: &RequestLimits,
-) -> Result<Intake<'a>, WebError> {
+) -> Result<Intake, WebError> {
     let declared = declared_length(headers);
     if declared.is_some_and(|n| n > limits.max_wire) {
         return Err(too_large(limits.max_wire));
@@ -72,7 +73,7 @@ pub async fn open_intake<'a>(
 }
 
 /// A limit hit part-way: the request fails, and says how much was stored before.
-async fn cut_short(intake: Intake<'_>, e: UploadError, limits: &RequestLimits) -> WebError {
+async fn cut_short(intake: Intake, e: UploadError, limits: &RequestLimits) -> WebError {
     let stored = match intake.finish().await {
         Ok(report) => report.studies.iter().map(|s| s.accepted).sum::<usize>(),
         Err(_) => 0,
@@ -108,7 +109,7 @@ fn capitalised(s: &str) -> String {
 
 /// Reads and stores an upload request; `Ok` carries the per-file report.
 pub async fn ingest_request(
-    svc: &Services,
+    svc: &Arc<Services>,
     practice_id: &str,
     actor: Actor,
     req: Request,
