@@ -290,7 +290,7 @@ async fn original_for_render(
     practice_id: &str,
     study_id: &str,
     instance_id: &str,
-) -> Result<Parsed, StudyError> {
+) -> Result<(crate::db::studies::StudyKeyRow, InstanceRow), StudyError> {
     let key_row = svc
         .db
         .study_key(practice_id, study_id)
@@ -301,11 +301,20 @@ async fn original_for_render(
         .instance(study_id, instance_id)
         .await?
         .ok_or(StudyError::NotFound)?;
+    Ok((key_row, inst))
+}
+
+/// The parsed original of rows just looked up: from memory, else read (the rows
+/// serve the decryption too, no second lookup) and parsed off the async threads.
+async fn parsed_original(
+    svc: &Services,
+    key_row: &crate::db::studies::StudyKeyRow,
+    inst: &InstanceRow,
+) -> Result<Parsed, StudyError> {
     if let Some(hit) = svc.recent_originals.get(&inst.blob_id) {
         return Ok(hit);
     }
-    // On a miss the rows just read serve the decryption too: no second lookup.
-    let bytes = read_checked(svc, study_id, &key_row, &inst).await?;
+    let bytes = read_checked(svc, &key_row.id, key_row, inst).await?;
     let size = bytes.len();
     let parsed =
         tokio::task::spawn_blocking(move || crate::dicom::render::parse_for_render(&bytes))
@@ -326,6 +335,38 @@ async fn draw(
     options: crate::dicom::render::RenderOptions,
     format: ImageFormat,
 ) -> Result<Vec<u8>, StudyError> {
+    let (key_row, inst) = original_for_render(svc, practice_id, study_id, instance_id).await?;
+    draw_looked_up(svc, &key_row, &inst, frame, options, format).await
+}
+
+/// A render that is never kept (another window or size than the kept variants), for
+/// a caller that has already looked up the study (in the caller's practice) and the
+/// instance (in that study): the DICOMweb route. Kept variants go through
+/// [`render_image`].
+pub async fn render_uncached(
+    svc: &Services,
+    key_row: &crate::db::studies::StudyKeyRow,
+    inst: &InstanceRow,
+    frame: u32,
+    options: crate::dicom::render::RenderOptions,
+    format: ImageFormat,
+) -> Result<Option<Vec<u8>>, StudyError> {
+    if super::prepared::variant_of(&options, format).is_some() {
+        return Ok(None);
+    }
+    draw_looked_up(svc, key_row, inst, frame, options, format)
+        .await
+        .map(Some)
+}
+
+async fn draw_looked_up(
+    svc: &Services,
+    key_row: &crate::db::studies::StudyKeyRow,
+    inst: &InstanceRow,
+    frame: u32,
+    options: crate::dicom::render::RenderOptions,
+    format: ImageFormat,
+) -> Result<Vec<u8>, StudyError> {
     // A few renders at a time, so a burst of requests for a big image (a mammogram
     // decodes to tens of MB) cannot hold many copies at once; the rest wait.
     let _slot = RENDER_SLOTS
@@ -336,7 +377,7 @@ async fn draw(
         .acquire()
         .await
         .map_err(|_| StudyError::Integrity)?;
-    let parsed = original_for_render(svc, practice_id, study_id, instance_id).await?;
+    let parsed = parsed_original(svc, key_row, inst).await?;
     let encoded = tokio::task::spawn_blocking(move || {
         let image = crate::dicom::render::render_parsed(&parsed, frame, options)?;
         match format {

@@ -459,16 +459,22 @@ async fn rendered(
     if i64::from(frame) >= instance.frames.max(1) {
         return Err(WebError::not_found());
     }
-    let image = view::render_image(
-        svc,
-        &caller.practice_id,
-        &study.id,
-        &instance.id,
-        frame,
-        options,
-        format,
-    )
-    .await?;
+    // The rows just read serve the render: no second lookup on this path.
+    let image = match view::render_uncached(svc, &study, &instance, frame, options, format).await? {
+        Some(image) => image,
+        None => {
+            view::render_image(
+                svc,
+                &caller.practice_id,
+                &study.id,
+                &instance.id,
+                frame,
+                options,
+                format,
+            )
+            .await?
+        }
+    };
     let mut res = ([(header::CONTENT_TYPE, format.media_type())], image).into_response();
     res.headers_mut().insert(
         header::CACHE_CONTROL,

@@ -13,10 +13,11 @@
 import { PHONE, startDemo, launchBrowser, apiToken, uploadSynthStudy } from './support.mjs';
 
 const RUNS = Number(process.env.RUNS || 5);
-// A mid-range phone on a poor mobile connection (Lighthouse's "slow 4G" is similar).
+// A mid-range phone on a poor mobile connection (Lighthouse's "slow 4G" is similar);
+// DOWN_MBIT sets another download rate (e.g. 9 for a fair mobile connection).
 const PROFILE = {
   latencyMs: 150,
-  downloadBitsPerSecond: 1_600_000,
+  downloadBitsPerSecond: Number(process.env.DOWN_MBIT || 1.6) * 1_000_000,
   uploadBitsPerSecond: 750_000,
   cpuSlowdown: 4,
 };
