@@ -89,6 +89,8 @@ impl BlobStore for FsStore {
         }
         .await;
         if result.is_err() {
+            // Closed first: some systems refuse to delete an open file.
+            drop(file.take());
             let _ = tokio::fs::remove_file(&tmp).await;
         }
         result

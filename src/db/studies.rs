@@ -301,11 +301,13 @@ impl Db {
     /// Records a completely stored object and its instance in one transaction, so a
     /// study never lists an instance whose bytes are not there. Returns false if the
     /// instance already existed (the caller then deletes its now-unused object).
+    /// The study's modalities are worked out from its series inside the same
+    /// transaction, so instances recorded in any order (or by two uploads at once)
+    /// never leave a shorter list behind.
     pub async fn insert_instance(
         &self,
         blob: &NewBlob<'_>,
         inst: &NewInstance<'_>,
-        modalities: &str,
         now: i64,
     ) -> DbResult<bool> {
         let (_gate, mut tx) = self.begin_write().await?;
@@ -344,6 +346,16 @@ impl Db {
             tx.rollback().await?;
             return Ok(false);
         }
+        let modalities = sqlx::query(
+            "SELECT DISTINCT modality FROM series WHERE study_id = $1 ORDER BY modality",
+        )
+        .bind(inst.study_id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| get_str(r, "modality"))
+        .collect::<DbResult<Vec<_>>>()?
+        .join(",");
         sqlx::query("UPDATE studies SET modalities = $1 WHERE id = $2")
             .bind(modalities)
             .bind(inst.study_id)
@@ -362,16 +374,6 @@ impl Db {
         }
         tx.commit().await?;
         Ok(true)
-    }
-
-    pub async fn study_modalities(&self, study_id: &str) -> DbResult<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT modality FROM series WHERE study_id = $1 ORDER BY modality",
-        )
-        .bind(study_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(|r| get_str(r, "modality")).collect()
     }
 
     pub async fn list_studies(

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 
@@ -96,7 +96,6 @@ struct KnownStudy {
     id: String,
     dek: Key32,
     patient_key: String,
-    modalities: BTreeSet<String>,
     series: HashMap<String, String>,
 }
 
@@ -108,7 +107,6 @@ struct StoreJob {
     study_uid: String,
     dek: Key32,
     series_id: String,
-    modalities: String,
     parsed: ParsedInstance,
     bytes: Bytes,
 }
@@ -221,15 +219,11 @@ impl Intake {
     pub async fn submit(&mut self, name: &str, bytes: Bytes) -> Result<usize, StudyError> {
         let ticket = self.outcomes.len();
         self.outcomes.push(None);
-        let size = bytes.len() as u64;
-        if self.quota_left.is_some_and(|left| size > left) {
-            self.rejected_with(
-                ticket,
-                name,
-                "quota_exceeded",
-                "The practice's storage quota is used up; the file was not stored.",
-            );
-            return Ok(ticket);
+        if self
+            .quota_left
+            .is_some_and(|left| bytes.len() as u64 > left)
+        {
+            return Ok(self.over_quota(ticket, name));
         }
         let normalized = match normalize_preamble(&bytes) {
             Ok(b) => b,
@@ -239,6 +233,11 @@ impl Intake {
             }
         };
         drop(bytes);
+        // What is stored, reserved and given back: the file with its preamble.
+        let size = normalized.len() as u64;
+        if self.quota_left.is_some_and(|left| size > left) {
+            return Ok(self.over_quota(ticket, name));
+        }
         let parsed = match parse(&normalized) {
             Ok(p) => p,
             Err(e) => {
@@ -278,9 +277,13 @@ impl Intake {
             Ok(false) => {}
             Err(e) => return self.failed_now(ticket, name, e.into()),
         }
-        let (series_id, modalities) = match self.series_of(&parsed).await {
+        let series_id = match self.series_of(&parsed).await {
             Ok(s) => s,
-            Err(e) => return self.failed_now(ticket, name, e),
+            Err(e) => {
+                // The study may have been deleted meanwhile: look it up afresh next time.
+                self.known.remove(&parsed.study_uid);
+                return self.failed_now(ticket, name, e);
+            }
         };
         while !self.in_flight.is_empty()
             && (self.in_flight.len() >= MAX_IN_FLIGHT
@@ -299,7 +302,6 @@ impl Intake {
             study_uid: parsed.study_uid.clone(),
             dek,
             series_id,
-            modalities,
             parsed,
             bytes: Bytes::from(normalized),
         };
@@ -329,6 +331,16 @@ impl Intake {
             }
         }));
         Ok(ticket)
+    }
+
+    fn over_quota(&mut self, ticket: usize, name: &str) -> usize {
+        self.rejected_with(
+            ticket,
+            name,
+            "quota_exceeded",
+            "The practice's storage quota is used up; the file was not stored.",
+        );
+        ticket
     }
 
     /// A lookup failed before the file was handed on: the file is refused, the
@@ -409,6 +421,8 @@ impl Intake {
             }
             Stored::Failed(e) => {
                 refund(self);
+                // The study may have been deleted meanwhile: look it up afresh next time.
+                self.known.remove(&done.study_uid);
                 tracing::error!(error = %e, "ingest of one file failed");
                 self.rejected_with(
                     done.ticket,
@@ -434,7 +448,8 @@ impl Intake {
     /// Waits for the files still being stored, records the upload in the audit log
     /// and returns the report.
     pub async fn finish(mut self) -> Result<IngestReport, StudyError> {
-        self.drain().await?;
+        // What was stored is audited even if the upload as a whole fails.
+        let drained = self.drain().await;
         crate::metrics::INSTANCES_REJECTED.add(self.rejected.len() as u64);
         for s in self.per_study.values() {
             audit::record(
@@ -447,6 +462,7 @@ impl Intake {
             )
             .await?;
         }
+        drained?;
         let outcomes = std::mem::take(&mut self.outcomes)
             .into_iter()
             .map(|o| o.unwrap_or(FileOutcome::Rejected("storage_error")))
@@ -505,17 +521,10 @@ impl Intake {
         };
         let study_patient_key = svc.db.study_patient_key(&row.id).await?.unwrap_or_default();
         let dek = svc.keys.study_key(&svc.db, &row).await?;
-        let modalities = svc
-            .db
-            .study_modalities(&row.id)
-            .await?
-            .into_iter()
-            .collect();
         Ok(KnownStudy {
             id: row.id,
             dek,
             patient_key: study_patient_key,
-            modalities,
             series: HashMap::new(),
         })
     }
@@ -573,39 +582,29 @@ impl Intake {
         Ok(())
     }
 
-    /// The file's series (created on first sight) and the study's modalities with it.
-    async fn series_of(&mut self, p: &ParsedInstance) -> Result<(String, String), StudyError> {
+    /// The file's series, created on first sight.
+    async fn series_of(&mut self, p: &ParsedInstance) -> Result<String, StudyError> {
         let svc = self.svc.clone();
         let study = self
             .known
             .get_mut(&p.study_uid)
             .ok_or(StudyError::NotFound)?;
-        let series_id = match study.series.get(&p.series_uid) {
-            Some(id) => id.clone(),
-            None => {
-                let id = svc
-                    .db
-                    .upsert_series(
-                        &new_id(&mut rand::rngs::OsRng),
-                        &study.id,
-                        &p.series_uid,
-                        p.series_number,
-                        &p.modality,
-                        &p.series_description,
-                    )
-                    .await?;
-                study.series.insert(p.series_uid.clone(), id.clone());
-                study.modalities.insert(p.modality.clone());
-                id
-            }
-        };
-        let modalities = study
-            .modalities
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join(",");
-        Ok((series_id, modalities))
+        if let Some(id) = study.series.get(&p.series_uid) {
+            return Ok(id.clone());
+        }
+        let id = svc
+            .db
+            .upsert_series(
+                &new_id(&mut rand::rngs::OsRng),
+                &study.id,
+                &p.series_uid,
+                p.series_number,
+                &p.modality,
+                &p.series_description,
+            )
+            .await?;
+        study.series.insert(p.series_uid.clone(), id.clone());
+        Ok(id)
     }
 }
 
@@ -657,7 +656,6 @@ async fn store_job(svc: &Services, practice_id: &str, actor: &Actor, job: StoreJ
                 frames: p.frames,
                 view_meta: &view_meta,
             },
-            &job.modalities,
             svc.clock.now(),
         )
         .await;

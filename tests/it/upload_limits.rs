@@ -159,3 +159,60 @@ async fn a_zip_goes_through_the_sealed_spool_and_leaves_nothing() {
     let report: serde_json::Value = res.json().await.expect("json");
     assert_eq!(report["studies"][0]["accepted"], 4, "{report}");
 }
+
+/// Files are stored a few at a time and may be recorded in any order: the study
+/// still lists every modality of the upload, and a later upload that adds a series
+/// keeps the earlier ones.
+#[tokio::test]
+async fn every_series_modality_survives_files_stored_out_of_order() {
+    use lichtkasten::dicom::synth::{new_uid, us_loop};
+    let app = TestApp::spawn().await;
+    let demo = app.demo().await;
+    let token = app.bearer(&demo).await;
+    let mut rng = rand::thread_rng();
+    let spec = StudySpec::demo(&mut rng);
+    // CT slices and a key image (OT) first, the US loop last: its modality is the
+    // last one seen, while earlier files may still be in flight.
+    let mut files = demo_study(&mut rng, &spec, 8, 128);
+    files.push(us_loop(
+        &spec,
+        &new_uid(&mut rng),
+        &new_uid(&mut rng),
+        4,
+        64,
+    ));
+    let (ct, body) = multipart(&files);
+    let res = app.post_studies(&token, &ct, body).await;
+    assert_eq!(res.status(), 200);
+    let report: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(report["studies"][0]["accepted"], files.len(), "{report}");
+    let id = report["studies"][0]["id"].as_str().expect("id").to_string();
+    let modalities = |study: serde_json::Value| {
+        let mut m: Vec<String> = study["modalities"]
+            .as_str()
+            .expect("modalities")
+            .split(',')
+            .map(str::to_string)
+            .collect();
+        m.sort();
+        m
+    };
+    let study: serde_json::Value = app
+        .get_api(&token, &format!("/api/v1/studies/{id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(modalities(study), ["CT", "OT", "US"]);
+
+    // A second upload to the same study with another CT slice of a new series.
+    let (ct, body) = multipart(&[demo_study(&mut rng, &spec, 1, 64).remove(0)]);
+    assert_eq!(app.post_studies(&token, &ct, body).await.status(), 200);
+    let study: serde_json::Value = app
+        .get_api(&token, &format!("/api/v1/studies/{id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(modalities(study), ["CT", "OT", "US"]);
+}
