@@ -256,7 +256,7 @@ impl Intake {
                 );
                 return Ok(ticket);
             }
-            Err(e) => return self.failed_now(ticket, name, e),
+            Err(e) => return Ok(self.failed_now(ticket, name, e)),
         };
         let (study_id, dek) = study;
         match self
@@ -275,14 +275,14 @@ impl Intake {
                 return Ok(ticket);
             }
             Ok(false) => {}
-            Err(e) => return self.failed_now(ticket, name, e.into()),
+            Err(e) => return Ok(self.failed_now(ticket, name, e.into())),
         }
         let series_id = match self.series_of(&parsed).await {
             Ok(s) => s,
             Err(e) => {
                 // The study may have been deleted meanwhile: look it up afresh next time.
                 self.known.remove(&parsed.study_uid);
-                return self.failed_now(ticket, name, e);
+                return Ok(self.failed_now(ticket, name, e));
             }
         };
         while !self.in_flight.is_empty()
@@ -343,14 +343,9 @@ impl Intake {
         ticket
     }
 
-    /// A lookup failed before the file was handed on: the file is refused, the
-    /// upload goes on (as when storing itself fails).
-    fn failed_now(
-        &mut self,
-        ticket: usize,
-        name: &str,
-        e: StudyError,
-    ) -> Result<usize, StudyError> {
+    /// Looking the file up or storing it failed: the file is refused, the upload
+    /// goes on.
+    fn failed_now(&mut self, ticket: usize, name: &str, e: StudyError) -> usize {
         tracing::error!(error = %e, "ingest of one file failed");
         self.rejected_with(
             ticket,
@@ -358,7 +353,7 @@ impl Intake {
             "storage_error",
             "The file could not be stored; please send it again.",
         );
-        Ok(ticket)
+        ticket
     }
 
     fn count(&mut self, study_id: &str, study_uid: &str, stored: bool) {
@@ -423,13 +418,7 @@ impl Intake {
                 refund(self);
                 // The study may have been deleted meanwhile: look it up afresh next time.
                 self.known.remove(&done.study_uid);
-                tracing::error!(error = %e, "ingest of one file failed");
-                self.rejected_with(
-                    done.ticket,
-                    &done.name,
-                    "storage_error",
-                    "The file could not be stored; please send it again.",
-                );
+                self.failed_now(done.ticket, &done.name, e);
             }
         }
     }

@@ -82,6 +82,18 @@ pub async fn original(
     study_id: &str,
     instance_id: &str,
 ) -> Result<Vec<u8>, StudyError> {
+    let (key_row, inst) = look_up_instance(svc, practice_id, study_id, instance_id).await?;
+    read_checked(svc, &key_row, &inst).await
+}
+
+/// The study's key row (in the caller's practice) and the instance (in that study).
+/// Looked up on every read and render, so a deleted study yields nothing.
+async fn look_up_instance(
+    svc: &Services,
+    practice_id: &str,
+    study_id: &str,
+    instance_id: &str,
+) -> Result<(crate::db::studies::StudyKeyRow, InstanceRow), StudyError> {
     let key_row = svc
         .db
         .study_key(practice_id, study_id)
@@ -92,19 +104,18 @@ pub async fn original(
         .instance(study_id, instance_id)
         .await?
         .ok_or(StudyError::NotFound)?;
-    read_checked(svc, study_id, &key_row, &inst).await
+    Ok((key_row, inst))
 }
 
 /// Decrypts one looked-up instance and checks it against its recorded size and hash.
 async fn read_checked(
     svc: &Services,
-    study_id: &str,
     key_row: &crate::db::studies::StudyKeyRow,
     inst: &InstanceRow,
 ) -> Result<Vec<u8>, StudyError> {
     let dek = svc.keys.study_key(&svc.db, key_row).await?;
     let ctx = ObjectContext {
-        study_id,
+        study_id: &key_row.id,
         object_id: &inst.blob_id,
     };
     let bytes = svc
@@ -282,28 +293,6 @@ impl Recent {
     }
 }
 
-/// The original for a render, parsed: from memory if it was read a moment ago.
-/// Study and instance are looked up first every time, so a deleted study renders
-/// nothing.
-async fn original_for_render(
-    svc: &Services,
-    practice_id: &str,
-    study_id: &str,
-    instance_id: &str,
-) -> Result<(crate::db::studies::StudyKeyRow, InstanceRow), StudyError> {
-    let key_row = svc
-        .db
-        .study_key(practice_id, study_id)
-        .await?
-        .ok_or(StudyError::NotFound)?;
-    let inst = svc
-        .db
-        .instance(study_id, instance_id)
-        .await?
-        .ok_or(StudyError::NotFound)?;
-    Ok((key_row, inst))
-}
-
 /// The parsed original of rows just looked up: from memory, else read (the rows
 /// serve the decryption too, no second lookup) and parsed off the async threads.
 async fn parsed_original(
@@ -314,7 +303,7 @@ async fn parsed_original(
     if let Some(hit) = svc.recent_originals.get(&inst.blob_id) {
         return Ok(hit);
     }
-    let bytes = read_checked(svc, &key_row.id, key_row, inst).await?;
+    let bytes = read_checked(svc, key_row, inst).await?;
     let size = bytes.len();
     let parsed =
         tokio::task::spawn_blocking(move || crate::dicom::render::parse_for_render(&bytes))
@@ -335,7 +324,7 @@ async fn draw(
     options: crate::dicom::render::RenderOptions,
     format: ImageFormat,
 ) -> Result<Vec<u8>, StudyError> {
-    let (key_row, inst) = original_for_render(svc, practice_id, study_id, instance_id).await?;
+    let (key_row, inst) = look_up_instance(svc, practice_id, study_id, instance_id).await?;
     draw_looked_up(svc, &key_row, &inst, frame, options, format).await
 }
 

@@ -187,7 +187,13 @@ async fn every_series_modality_survives_files_stored_out_of_order() {
     let report: serde_json::Value = res.json().await.expect("json");
     assert_eq!(report["studies"][0]["accepted"], files.len(), "{report}");
     let id = report["studies"][0]["id"].as_str().expect("id").to_string();
-    let modalities = |study: serde_json::Value| {
+    let modalities = || async {
+        let study: serde_json::Value = app
+            .get_api(&token, &format!("/api/v1/studies/{id}"))
+            .await
+            .json()
+            .await
+            .expect("json");
         let mut m: Vec<String> = study["modalities"]
             .as_str()
             .expect("modalities")
@@ -197,22 +203,10 @@ async fn every_series_modality_survives_files_stored_out_of_order() {
         m.sort();
         m
     };
-    let study: serde_json::Value = app
-        .get_api(&token, &format!("/api/v1/studies/{id}"))
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(modalities(study), ["CT", "OT", "US"]);
+    assert_eq!(modalities().await, ["CT", "OT", "US"]);
 
     // A second upload to the same study with another CT slice of a new series.
     let (ct, body) = multipart(&[demo_study(&mut rng, &spec, 1, 64).remove(0)]);
     assert_eq!(app.post_studies(&token, &ct, body).await.status(), 200);
-    let study: serde_json::Value = app
-        .get_api(&token, &format!("/api/v1/studies/{id}"))
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(modalities(study), ["CT", "OT", "US"]);
+    assert_eq!(modalities().await, ["CT", "OT", "US"]);
 }
