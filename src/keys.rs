@@ -224,7 +224,10 @@ impl KeyRing {
     }
 
     pub async fn study_key(&self, db: &Db, study: &StudyKeyRow) -> Result<Key32, KeyError> {
-        let kek = self.practice_key(db, &study.kek_id).await?;
+        let kek = match &study.practice_key {
+            Some(row) if row.id == study.kek_id => self.unwrap_practice_key(row)?,
+            _ => self.practice_key(db, &study.kek_id).await?,
+        };
         unwrap_key(
             &kek,
             &study.kek_id,

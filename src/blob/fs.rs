@@ -101,6 +101,15 @@ impl BlobStore for FsStore {
         Ok(Box::pin(ReaderStream::with_capacity(file, READ_CHUNK)))
     }
 
+    async fn get_whole(&self, key: &str) -> Result<Vec<u8>, BlobError> {
+        let path = self.path(key)?;
+        // One blocking read, not one thread hand-off per 64 KiB chunk.
+        tokio::task::spawn_blocking(move || std::fs::read(path))
+            .await
+            .map_err(|e| BlobError::Backend(e.to_string()))?
+            .map_err(BlobError::from)
+    }
+
     async fn get_range(&self, key: &str, start: u64, end: u64) -> Result<ByteStream, BlobError> {
         let mut file = tokio::fs::File::open(self.path(key)?).await?;
         let len = file.metadata().await?.len();

@@ -34,12 +34,18 @@ impl From<std::io::Error> for BlobError {
     }
 }
 
-/// Streaming object store. Memory use of every method is independent of object size.
+/// Streaming object store. Memory use of every method but `get_whole` is independent of
+/// object size.
 #[async_trait::async_trait]
 pub trait BlobStore: Send + Sync + 'static {
     /// Stores the stream under `key`, replacing nothing half-way: a failed put leaves no object.
     async fn put(&self, key: &str, body: ByteStream) -> Result<u64, BlobError>;
     async fn get(&self, key: &str) -> Result<ByteStream, BlobError>;
+    /// The whole object at once, for callers that hold all of it anyway (a render
+    /// reads the whole original): one read instead of a stream of chunks.
+    async fn get_whole(&self, key: &str) -> Result<Vec<u8>, BlobError> {
+        Ok(collect(self.get(key).await?).await?)
+    }
     /// Bytes `[start, end)` of the object.
     async fn get_range(&self, key: &str, start: u64, end: u64) -> Result<ByteStream, BlobError>;
     /// Idempotent: deleting a missing object succeeds.

@@ -17,6 +17,15 @@ fn crypto_io(e: crate::crypto::CryptoError) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, e)
 }
 
+/// Decrypts and verifies a whole sealed object.
+pub fn open_whole(
+    dek: &Key32,
+    ctx: ObjectContext<'_>,
+    sealed: &[u8],
+) -> Result<Vec<u8>, BlobError> {
+    crate::crypto::stream::open_all(dek, ctx, sealed).map_err(|e| BlobError::Backend(e.to_string()))
+}
+
 #[derive(Clone)]
 pub struct SealedStore {
     store: Arc<dyn BlobStore>,
@@ -73,10 +82,14 @@ impl SealedStore {
         dek: &Key32,
         ctx: ObjectContext<'_>,
     ) -> Result<Vec<u8>, BlobError> {
-        let s = self.get(key, dek, ctx).await?;
-        super::collect(s)
-            .await
-            .map_err(|e| BlobError::Backend(e.to_string()))
+        let sealed = self.store.get_whole(key).await?;
+        open_whole(dek, ctx, &sealed)
+    }
+
+    /// The stored (still sealed) bytes of a whole object, for a caller that opens
+    /// them with [`open_whole`] off the async threads.
+    pub async fn get_sealed(&self, key: &str) -> Result<Vec<u8>, BlobError> {
+        self.store.get_whole(key).await
     }
 
     /// Plaintext bytes `[start, end)` of an object of `plain_len` bytes.

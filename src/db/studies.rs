@@ -1,6 +1,7 @@
 //! Patients, studies, series, instances and their stored objects.
 
 use super::{Db, DbResult, get_bytes, get_i64, get_str};
+use sqlx::Row;
 use sqlx::any::AnyRow;
 
 #[derive(Debug, Clone)]
@@ -20,6 +21,9 @@ pub struct StudyKeyRow {
     pub practice_id: String,
     pub kek_id: String,
     pub wrapped_dek: Vec<u8>,
+    /// The practice key it is wrapped under, read in the same query where the
+    /// caller is about to open the study (saves a look-up per request).
+    pub practice_key: Option<crate::db::practices::PracticeKeyRow>,
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +82,9 @@ pub struct InstanceRow {
     pub object_key: String,
     #[serde(skip)]
     pub plain_size: i64,
+    /// Of the plaintext, taken at ingest; every read is checked against it.
+    #[serde(skip)]
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone)]
@@ -156,12 +163,14 @@ fn instance_from(r: &AnyRow) -> DbResult<InstanceRow> {
         blob_id: get_str(r, "blob_id")?,
         object_key: get_str(r, "object_key")?,
         plain_size: get_i64(r, "plain_size")?,
+        sha256: get_str(r, "sha256")?,
     })
 }
 
 const INSTANCE_SELECT: &str =
     "SELECT i.id, i.series_id, i.sop_uid, i.sop_class_uid, i.instance_number,
-        i.rows_count, i.columns_count, i.frames, i.view_meta, i.blob_id, b.object_key, b.plain_size
+        i.rows_count, i.columns_count, i.frames, i.view_meta, i.blob_id, b.object_key, b.plain_size,
+        b.sha256
      FROM instances i JOIN blobs b ON b.id = i.blob_id";
 
 impl Db {
@@ -202,14 +211,16 @@ impl Db {
         practice_id: &str,
         study_uid: &str,
     ) -> DbResult<Option<StudyKeyRow>> {
-        let row = sqlx::query(
-            "SELECT id, practice_id, kek_id, wrapped_dek FROM studies WHERE practice_id = $1 AND study_uid = $2",
-        )
+        let row = sqlx::query(&format!(
+            "{STUDY_KEY_WITH_PRACTICE_KEY} WHERE s.practice_id = $1 AND s.study_uid = $2"
+        ))
         .bind(practice_id)
         .bind(study_uid)
         .fetch_optional(self.pool())
         .await?;
-        row.as_ref().map(study_key_from).transpose()
+        row.as_ref()
+            .map(study_key_with_practice_key_from)
+            .transpose()
     }
 
     pub async fn study_key(
@@ -217,14 +228,16 @@ impl Db {
         practice_id: &str,
         study_id: &str,
     ) -> DbResult<Option<StudyKeyRow>> {
-        let row = sqlx::query(
-            "SELECT id, practice_id, kek_id, wrapped_dek FROM studies WHERE practice_id = $1 AND id = $2",
-        )
+        let row = sqlx::query(&format!(
+            "{STUDY_KEY_WITH_PRACTICE_KEY} WHERE s.practice_id = $1 AND s.id = $2"
+        ))
         .bind(practice_id)
         .bind(study_id)
         .fetch_optional(self.pool())
         .await?;
-        row.as_ref().map(study_key_from).transpose()
+        row.as_ref()
+            .map(study_key_with_practice_key_from)
+            .transpose()
     }
 
     pub async fn study_keys_of_practice(&self, practice_id: &str) -> DbResult<Vec<StudyKeyRow>> {
@@ -564,7 +577,28 @@ fn study_key_from(r: &AnyRow) -> DbResult<StudyKeyRow> {
         practice_id: get_str(r, "practice_id")?,
         kek_id: get_str(r, "kek_id")?,
         wrapped_dek: get_bytes(r, "wrapped_dek")?,
+        practice_key: None,
     })
+}
+
+/// The study's key row and its practice key in one read.
+const STUDY_KEY_WITH_PRACTICE_KEY: &str =
+    "SELECT s.id, s.practice_id, s.kek_id, s.wrapped_dek, k.root_key_id, k.wrapped
+     FROM studies s LEFT JOIN practice_keys k ON k.id = s.kek_id";
+
+fn study_key_with_practice_key_from(r: &AnyRow) -> DbResult<StudyKeyRow> {
+    let mut row = study_key_from(r)?;
+    let root_key_id = r.try_get::<Option<String>, _>("root_key_id")?;
+    let wrapped = r.try_get::<Option<Vec<u8>>, _>("wrapped")?;
+    if let (Some(root_key_id), Some(wrapped)) = (root_key_id, wrapped) {
+        row.practice_key = Some(crate::db::practices::PracticeKeyRow {
+            id: row.kek_id.clone(),
+            practice_id: row.practice_id.clone(),
+            root_key_id,
+            wrapped,
+        });
+    }
+    Ok(row)
 }
 
 impl Db {

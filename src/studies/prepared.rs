@@ -166,7 +166,7 @@ async fn prepare(svc: &Services, job: &crate::db::renders::RenderJob) -> Result<
     let mut wanted = vec![(0, THUMBNAIL), (0, PREVIEW)];
     wanted.extend((0..frames).map(|f| (f, SCROLL)));
     for (frame, (options, format)) in wanted {
-        super::view::render_image(
+        super::view::prepare_image(
             svc,
             &job.practice_id,
             &job.study_id,

@@ -113,27 +113,43 @@ async fn read_checked(
     key_row: &crate::db::studies::StudyKeyRow,
     inst: &InstanceRow,
 ) -> Result<Vec<u8>, StudyError> {
+    read_then(svc, key_row, inst, Ok).await
+}
+
+/// Reads the sealed original in one go, then opens and checks it and hands it to
+/// `then`, all in one blocking step off the async threads (a few MB of AES-GCM and
+/// SHA-256 would otherwise stall them).
+async fn read_then<T: Send + 'static>(
+    svc: &Services,
+    key_row: &crate::db::studies::StudyKeyRow,
+    inst: &InstanceRow,
+    then: impl FnOnce(Vec<u8>) -> Result<T, StudyError> + Send + 'static,
+) -> Result<T, StudyError> {
     let dek = svc.keys.study_key(&svc.db, key_row).await?;
-    let ctx = ObjectContext {
-        study_id: &key_row.id,
-        object_id: &inst.blob_id,
-    };
-    let bytes = svc
+    let sealed = svc
         .blobs
-        .get_all(&inst.object_key, &dek, ctx)
+        .get_sealed(&inst.object_key)
         .await
         .map_err(|e| match e {
             BlobError::NotFound => StudyError::Blob(BlobError::NotFound),
             _ => StudyError::Integrity,
         })?;
-    if bytes.len() as i64 != inst.plain_size {
-        return Err(StudyError::Integrity);
-    }
-    let expected = svc.db.blob_sha256(&inst.blob_id).await?;
-    if hex::encode(Sha256::digest(&bytes)) != expected {
-        return Err(StudyError::Integrity);
-    }
-    Ok(bytes)
+    let (study_id, blob_id) = (key_row.id.clone(), inst.blob_id.clone());
+    let (plain_size, sha256) = (inst.plain_size, inst.sha256.clone());
+    tokio::task::spawn_blocking(move || {
+        let ctx = ObjectContext {
+            study_id: &study_id,
+            object_id: &blob_id,
+        };
+        let bytes = crate::blob::sealed::open_whole(&dek, ctx, &sealed)
+            .map_err(|_| StudyError::Integrity)?;
+        if bytes.len() as i64 != plain_size || hex::encode(Sha256::digest(&bytes)) != sha256 {
+            return Err(StudyError::Integrity);
+        }
+        then(bytes)
+    })
+    .await
+    .map_err(|_| StudyError::Integrity)?
 }
 
 /// How a rendered frame is encoded.
@@ -155,9 +171,26 @@ impl ImageFormat {
 }
 
 /// One frame (zero-based) rendered and encoded. The kept variants (thumbnail,
-/// preview, full) come from the encrypted render cache when there, and go into it
-/// when drawn. Rendering runs off the async threads.
+/// preview, full) come from the encrypted render cache when there; when drawn, the
+/// answer does not wait for them to be kept: a background task seals, writes and
+/// records the copy (a crash loses only a render, drawn again when next asked).
+/// Rendering runs off the async threads.
 pub async fn render_image(
+    svc: &Arc<Services>,
+    practice_id: &str,
+    study_id: &str,
+    instance_id: &str,
+    frame: u32,
+    options: crate::dicom::render::RenderOptions,
+    format: ImageFormat,
+) -> Result<Vec<u8>, StudyError> {
+    let request = (practice_id, study_id, instance_id, frame, options, format);
+    render_maybe_kept(svc, request, Some(svc)).await
+}
+
+/// Like [`render_image`], but a drawn variant is kept before this returns: the
+/// preparing job must not call an instance done before its renders are stored.
+pub async fn prepare_image(
     svc: &Services,
     practice_id: &str,
     study_id: &str,
@@ -166,31 +199,49 @@ pub async fn render_image(
     options: crate::dicom::render::RenderOptions,
     format: ImageFormat,
 ) -> Result<Vec<u8>, StudyError> {
-    let variant = super::prepared::variant_of(&options, format);
-    if let Some(variant) = variant {
-        let key_row = svc
-            .db
-            .study_key(practice_id, study_id)
-            .await?
-            .ok_or(StudyError::NotFound)?;
-        let dek = svc.keys.study_key(&svc.db, &key_row).await?;
-        if let Some(hit) =
-            super::prepared::cached(svc, study_id, &dek, instance_id, frame, variant).await?
-        {
-            return Ok(hit);
-        }
-        crate::metrics::RENDER_CACHE_MISSES.inc();
-        let encoded = draw(
-            svc,
-            practice_id,
-            study_id,
-            instance_id,
-            frame,
-            options,
-            format,
-        )
-        .await?;
-        let encoded = bytes::Bytes::from(encoded);
+    let request = (practice_id, study_id, instance_id, frame, options, format);
+    render_maybe_kept(svc, request, None).await
+}
+
+type RenderRequest<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    u32,
+    crate::dicom::render::RenderOptions,
+    ImageFormat,
+);
+
+/// `keep_later`: who stores a drawn variant after the answer; `None` stores it first.
+async fn render_maybe_kept(
+    svc: &Services,
+    (practice_id, study_id, instance_id, frame, options, format): RenderRequest<'_>,
+    keep_later: Option<&Arc<Services>>,
+) -> Result<Vec<u8>, StudyError> {
+    let Some(variant) = super::prepared::variant_of(&options, format) else {
+        let (key_row, inst) = look_up_instance(svc, practice_id, study_id, instance_id).await?;
+        return draw_looked_up(svc, &key_row, &inst, frame, options, format).await;
+    };
+    let key_row = svc
+        .db
+        .study_key(practice_id, study_id)
+        .await?
+        .ok_or(StudyError::NotFound)?;
+    let dek = svc.keys.study_key(&svc.db, &key_row).await?;
+    if let Some(hit) =
+        super::prepared::cached(svc, study_id, &dek, instance_id, frame, variant).await?
+    {
+        return Ok(hit);
+    }
+    crate::metrics::RENDER_CACHE_MISSES.inc();
+    let inst = svc
+        .db
+        .instance(study_id, instance_id)
+        .await?
+        .ok_or(StudyError::NotFound)?;
+    let encoded =
+        bytes::Bytes::from(draw_looked_up(svc, &key_row, &inst, frame, options, format).await?);
+    let Some(owner) = keep_later else {
         super::prepared::store(
             svc,
             study_id,
@@ -203,17 +254,26 @@ pub async fn render_image(
         )
         .await?;
         return Ok(encoded.to_vec());
-    }
-    draw(
-        svc,
-        practice_id,
-        study_id,
-        instance_id,
-        frame,
-        options,
-        format,
-    )
-    .await
+    };
+    let (owner, kept) = (owner.clone(), encoded.clone());
+    let (study_id, instance_id) = (study_id.to_string(), instance_id.to_string());
+    tokio::spawn(async move {
+        let stored = super::prepared::store(
+            &owner,
+            &study_id,
+            &dek,
+            &instance_id,
+            frame,
+            variant,
+            format,
+            kept,
+        )
+        .await;
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, "a render could not be kept; it is drawn again when asked");
+        }
+    });
+    Ok(encoded.to_vec())
 }
 
 static RENDER_SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
@@ -303,29 +363,15 @@ async fn parsed_original(
     if let Some(hit) = svc.recent_originals.get(&inst.blob_id) {
         return Ok(hit);
     }
-    let bytes = read_checked(svc, key_row, inst).await?;
-    let size = bytes.len();
-    let parsed =
-        tokio::task::spawn_blocking(move || crate::dicom::render::parse_for_render(&bytes))
-            .await
-            .map_err(|_| StudyError::Integrity)??;
+    let size = inst.plain_size.max(0) as usize;
+    let parsed = read_then(svc, key_row, inst, |bytes| {
+        Ok(crate::dicom::render::parse_for_render(&bytes)?)
+    })
+    .await?;
     let parsed = Arc::new(parsed);
     svc.recent_originals
         .put(&inst.blob_id, parsed.clone(), size);
     Ok(parsed)
-}
-
-async fn draw(
-    svc: &Services,
-    practice_id: &str,
-    study_id: &str,
-    instance_id: &str,
-    frame: u32,
-    options: crate::dicom::render::RenderOptions,
-    format: ImageFormat,
-) -> Result<Vec<u8>, StudyError> {
-    let (key_row, inst) = look_up_instance(svc, practice_id, study_id, instance_id).await?;
-    draw_looked_up(svc, &key_row, &inst, frame, options, format).await
 }
 
 /// A render that is never kept (another window or size than the kept variants), for
@@ -377,26 +423,6 @@ async fn draw_looked_up(
     .await
     .map_err(|_| StudyError::Integrity)??;
     Ok(encoded)
-}
-
-/// One frame as PNG, full size, the file's window.
-pub async fn render_png(
-    svc: &Services,
-    practice_id: &str,
-    study_id: &str,
-    instance_id: &str,
-    frame: u32,
-) -> Result<Vec<u8>, StudyError> {
-    render_image(
-        svc,
-        practice_id,
-        study_id,
-        instance_id,
-        frame,
-        Default::default(),
-        ImageFormat::Png,
-    )
-    .await
 }
 
 /// Deletes a study: its data key goes in the same transaction as its rows, so the

@@ -428,7 +428,7 @@ pub async fn get_rendered_instance(
 }
 
 async fn rendered(
-    svc: &Services,
+    svc: &Arc<Services>,
     caller: &ApiCaller,
     (study_uid, series_uid, sop_uid): (&str, &str, &str),
     frame: u32,

@@ -497,7 +497,7 @@ pub async fn get_thumbnail(
 
 /// One frame of the session's study, rendered and sent `no-store`.
 async fn session_image(
-    svc: &Services,
+    svc: &Arc<Services>,
     scope: &crate::access::sessions::PatientScope,
     instance_id: &str,
     frame: u32,

@@ -1,5 +1,6 @@
 //! Compressed transfer syntaxes render like the native original: the files are made
-//! by tools we did not write (dcmtk's dcmcjpeg/dcmcrle/dcmconv, gdcm's gdcmconv) from
+//! by tools we did not write (dcmtk's dcmcjpeg/dcmcjpls/dcmcrle/dcmconv, gdcm's gdcmconv,
+//! OpenJPH's ojph_compress for High-Throughput JPEG 2000) from
 //! a generated CT slice and an RGB capture. Lossless syntaxes must give the same
 //! pixels; lossy ones stay within a stated mean absolute difference.
 
@@ -7,10 +8,20 @@ use lichtkasten::dicom::render::{Rendered, render_frame};
 use std::path::Path;
 use std::process::Command;
 
+/// Wraps an OpenJPH codestream into a DICOM file (no DICOM tool writes HTJ2K yet).
+const HTJ2K_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/htj2k.py");
+
 fn tools_present() -> bool {
-    let ok = ["dcmcjpeg", "dcmcrle", "dcmconv", "gdcmconv"]
-        .iter()
-        .all(|t| Command::new(t).arg("--version").output().is_ok());
+    let ok = [
+        "dcmcjpeg",
+        "dcmcrle",
+        "dcmconv",
+        "gdcmconv",
+        "dcmcjpls",
+        "ojph_compress",
+    ]
+    .iter()
+    .all(|t| Command::new(t).arg("--version").output().is_ok());
     if !ok && std::env::var("CI").is_ok() {
         panic!("dcmtk/libgdcm-tools missing in CI");
     }
@@ -83,6 +94,25 @@ fn every_decodable_syntax_renders_like_the_original() {
             0.0,
         ),
         (
+            "gdcmconv",
+            &["--jpegls"],
+            &ct,
+            &ct_ref,
+            "1.2.840.10008.1.2.4.80",
+            0.0,
+        ),
+        ("dcmcjpls", &[], &ct, &ct_ref, "1.2.840.10008.1.2.4.80", 0.0),
+        // Near-lossless JPEG-LS: each stored value within 2 of the original, far less
+        // than one grey level after the CT window.
+        (
+            "dcmcjpls",
+            &["+en", "+md", "2"],
+            &ct,
+            &ct_ref,
+            "1.2.840.10008.1.2.4.81",
+            0.5,
+        ),
+        (
             "dcmconv",
             &["+td"],
             &ct,
@@ -99,6 +129,30 @@ fn every_decodable_syntax_renders_like_the_original() {
             4.0,
         ),
         ("dcmcrle", &[], &rgb, &rgb_ref, "1.2.840.10008.1.2.5", 0.0),
+        (
+            "dcmcjpls",
+            &[],
+            &rgb,
+            &rgb_ref,
+            "1.2.840.10008.1.2.4.80",
+            0.0,
+        ),
+        (
+            "python3",
+            &[HTJ2K_SCRIPT],
+            &ct,
+            &ct_ref,
+            "1.2.840.10008.1.2.4.201",
+            0.0,
+        ),
+        (
+            "python3",
+            &[HTJ2K_SCRIPT],
+            &rgb,
+            &rgb_ref,
+            "1.2.840.10008.1.2.4.201",
+            0.0,
+        ),
         (
             "gdcmconv",
             &["--j2k"],
@@ -121,10 +175,9 @@ fn every_decodable_syntax_renders_like_the_original() {
         );
     }
 
-    // Not decodable yet: JPEG-LS (no pure-Rust decoder built in) and 12-bit JPEG
-    // extended (the JPEG decoder reads 8-bit and lossless only). A clear refusal, not
-    // a panic or a wrong image.
-    for (tool, args) in [("gdcmconv", &["--jpegls"][..]), ("dcmcjpeg", &["+ee"][..])] {
+    // Not decodable yet: 12-bit JPEG extended (the JPEG decoder reads 8-bit and
+    // lossless only). A clear refusal, not a panic or a wrong image.
+    for (tool, args) in [("dcmcjpeg", &["+ee"][..])] {
         let out = dir.path().join("unsupported.dcm");
         let bytes = convert(tool, args, &ct, &out);
         match render_frame(&bytes, 0) {
