@@ -169,6 +169,60 @@ async fn renders_are_leased_prepared_encrypted_and_served_from_the_cache() {
     );
 }
 
+/// A kept variant drawn on request (here the exact PNG, never prepared) is answered
+/// first and kept by a background task: it shows up in the cache shortly after, and
+/// from then on answers without the original.
+#[tokio::test]
+async fn a_variant_drawn_on_request_is_kept_after_the_answer() {
+    let app = app_without_workers().await;
+    let demo = app.demo().await;
+    let svc = app.services();
+    let res = app
+        .post_link(
+            demo["patient_link"].as_str().expect("link"),
+            demo["password"].as_str().expect("pw"),
+        )
+        .await;
+    let cookie = session_cookie(&res).expect("session");
+    let manifest = app.manifest(&cookie).await;
+    let id = manifest["study"]["series"][0]["instances"][0]["id"]
+        .as_str()
+        .expect("instance")
+        .to_string();
+    assert!(
+        svc.db
+            .cached_render(&id, 0, "full")
+            .await
+            .expect("lookup")
+            .is_none(),
+        "nothing prepared without workers"
+    );
+    let url = format!("/view/api/instances/{id}/frames/1/rendered");
+    let res = app.get_with_cookie(&url, &cookie).await;
+    assert_eq!(res.status(), 200);
+    let exact = res.bytes().await.expect("body").to_vec();
+    assert!(exact.starts_with(b"\x89PNG"), "a PNG");
+    let mut kept = None;
+    for _ in 0..200 {
+        kept = svc.db.cached_render(&id, 0, "full").await.expect("lookup");
+        if kept.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(kept.is_some(), "the drawn PNG was not kept within 10 s");
+    // With the originals gone, the kept copy answers, byte for byte.
+    for blob in svc.db.all_blobs().await.expect("blobs") {
+        if blob.kind == "original" {
+            svc.blobs.delete(&blob.object_key).await.expect("delete");
+        }
+    }
+    svc.recent_originals.forget_all();
+    let again = app.get_with_cookie(&url, &cookie).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.bytes().await.expect("body").to_vec(), exact);
+}
+
 /// The stack route: many frames of a series in one answer, length-prefixed JPEGs in
 /// the manifest's order; bounded counts; another study's series is not found.
 #[tokio::test]
