@@ -213,11 +213,15 @@ export class ImageStore {
   /** Frees decoded images furthest from the screen until the budget fits again. */
   evict(keep) {
     if (this.decodedBytes <= this.budget) return;
-    const decoded = [...this.entries.values()].filter((x) => x.bitmap && x !== keep);
-    decoded.sort((a, b) => this.rank(b.key) - this.rank(a.key));
-    for (const x of decoded) {
+    // Each rank worked out once (not in the comparator): this runs while scrolling.
+    const decoded = [];
+    for (const x of this.entries.values()) {
+      if (x.bitmap && x !== keep) decoded.push([this.rank(x.key), x]);
+    }
+    decoded.sort((a, b) => b[0] - a[0]);
+    for (const [rank, x] of decoded) {
       if (this.decodedBytes <= this.budget * 0.9) break;
-      if (this.rank(x.key) <= 2) break;
+      if (rank <= 2) break;
       x.bitmap.close?.();
       x.bitmap = null;
       this.decodedBytes -= x.bytes;

@@ -34,7 +34,29 @@ async function throttledPage(browser) {
     uploadThroughput: PROFILE.uploadBitsPerSecond / 8,
   });
   await cdp.send('Emulation.setCPUThrottlingRate', { rate: PROFILE.cpuSlowdown });
-  return { ctx, page };
+  return { ctx, page, cdp };
+}
+
+// SCROLL_PROFILE=1: the page's JavaScript is sampled while it scrolls, and the
+// functions with the most time of their own are printed (to stderr).
+async function profiled(cdp, work) {
+  if (!process.env.SCROLL_PROFILE) return work();
+  await cdp.send('Profiler.enable');
+  await cdp.send('Profiler.setSamplingInterval', { interval: 200 });
+  await cdp.send('Profiler.start');
+  const result = await work();
+  const { profile } = await cdp.send('Profiler.stop');
+  const selfMs = new Map();
+  const dt = (profile.endTime - profile.startTime) / 1000 / Math.max(1, profile.samples.length);
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  for (const id of profile.samples) {
+    const f = byId.get(id).callFrame;
+    const name = `${f.functionName || '(anonymous)'} ${f.url.split('/').pop()}:${f.lineNumber + 1}`;
+    selfMs.set(name, (selfMs.get(name) || 0) + dt);
+  }
+  const top = [...selfMs].sort((a, b) => b[1] - a[1]).slice(0, 15);
+  for (const [name, ms] of top) console.error(`${ms.toFixed(0).padStart(7)} ms  ${name}`);
+  return result;
 }
 
 async function timeLoad(browser, url) {
@@ -83,7 +105,7 @@ const BIG_SIZE = Number(process.env.BIG_SIZE || 512);
 // The large study: first paint of the server's image and of the viewer's canvas, all
 // previews in memory, then a scroll through the stack one slice per animation frame.
 async function timeBigStudy(browser, grant) {
-  const { ctx, page } = await throttledPage(browser);
+  const { ctx, page, cdp } = await throttledPage(browser);
   await ctx.addInitScript(() => {
     document.addEventListener('load', (e) => {
       if (e.target.id === 'first-image') window.__lkFirstImg ??= Date.now();
@@ -108,7 +130,7 @@ async function timeBigStudy(browser, grant) {
     const [img, canvas, all] = await page.evaluate(() => [window.__lkFirstImg, window.__lkCanvas, window.__lkAll]);
     // Scroll: one ArrowDown per animation frame from the first slice to the last,
     // noting each frame's time and whether the slice asked for is the one drawn.
-    const scroll = await page.evaluate(() => new Promise((resolve) => {
+    const scroll = await profiled(cdp, () => page.evaluate(() => new Promise((resolve) => {
       const pane = document.querySelector('#image-viewer .iv-pane');
       pane.focus();
       pane.dispatchEvent(new KeyboardEvent('keydown', { key: 'Home', bubbles: true }));
@@ -134,7 +156,7 @@ async function timeBigStudy(browser, grant) {
         requestAnimationFrame(frame);
       };
       requestAnimationFrame(frame);
-    }));
+    })));
     return { first_image_ms: img - t0, first_canvas_ms: canvas - t0, all_previews_ms: all - t0, scroll };
   } finally {
     await ctx.close();
