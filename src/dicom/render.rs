@@ -123,8 +123,9 @@ struct Samples<'a> {
 }
 
 /// The frame's bytes: sliced from native pixel data, or decoded from an encapsulated
-/// transfer syntax (JPEG, JPEG-LS is not built in, JPEG 2000, RLE, JPEG XL) by
-/// dicom-pixeldata, which hands colour back as interleaved RGB.
+/// transfer syntax (JPEG, JPEG 2000 and HTJ2K, RLE, JPEG XL, and JPEG-LS when built
+/// with the `jpeg-ls` feature) by dicom-pixeldata, which hands colour back as
+/// interleaved RGB.
 fn samples<'a>(
     obj: &'a dicom_object::DefaultDicomObject,
     ts: &str,
@@ -209,7 +210,7 @@ fn samples<'a>(
     // into RGB (and JPEG 2000 does for YBR_ICT/YBR_RCT), but RLE hands back the
     // samples as stored, and so does JPEG 2000 for a file labelled YBR_FULL.
     let rle = ts == "1.2.840.10008.1.2.5";
-    let j2k = ts.starts_with("1.2.840.10008.1.2.4.9");
+    let j2k = ts.starts_with("1.2.840.10008.1.2.4.9") || ts.starts_with("1.2.840.10008.1.2.4.20");
     let photometric = match spp {
         3 if photometric == "YBR_FULL" && (rle || j2k) => photometric,
         3 => "RGB".to_string(),

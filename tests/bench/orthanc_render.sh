@@ -5,7 +5,7 @@
 # ultrasound loop): p50/p95 latency and requests/s with 4 concurrent clients, for the
 # first request of each image and for a repeat. Needs a release build, Orthanc, dcmtk
 # (dcmcjpls), gdcm (gdcmconv), python3 with pydicom and numpy, curl, jq, and root.
-#   cargo build --release && bash tests/bench/orthanc_render.sh [ct-slices] [clients]
+#   cargo build --release --features jpeg-ls && bash tests/bench/orthanc_render.sh [ct-slices] [clients]
 #
 # Orthanc 1.10 cannot listen on loopback only, so it runs in a network namespace of
 # its own whose only interface is `lo`, and its load comes from inside that namespace.
