@@ -37,7 +37,8 @@ pub struct Services {
     /// Wakes the node's render preparer after an ingest.
     pub preparer: Arc<crate::studies::prepared::Preparer>,
     /// Originals read a moment ago, for the renders that follow (memory only).
-    pub recent_originals: crate::studies::view::RecentOriginals,
+    pub recent_originals: crate::studies::recent::RecentOriginals,
+    pub recent_renders: crate::studies::recent::RecentRenders,
 }
 
 pub async fn open_blob_store(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
@@ -87,6 +88,7 @@ pub async fn build(
         password_checks: crate::access::ratelimit::InFlight::new(2),
         preparer: Arc::default(),
         recent_originals: Default::default(),
+        recent_renders: Default::default(),
         config,
     })
 }

@@ -30,6 +30,7 @@ pub static SIGNIN_OK: Counter = Counter::new();
 pub static SIGNIN_DENIED: Counter = Counter::new();
 pub static RENDER_CACHE_HITS: Counter = Counter::new();
 pub static RENDER_CACHE_MISSES: Counter = Counter::new();
+pub static RECENT_RENDER_HITS: Counter = Counter::new();
 
 pub fn record_status(status: u16) {
     match status {
@@ -87,6 +88,14 @@ pub fn render() -> String {
     out.push_str(&format!(
         "lichtkasten_render_cache_total{{outcome=\"miss\"}} {}\n",
         RENDER_CACHE_MISSES.get()
+    ));
+    out.push_str(
+        "# HELP lichtkasten_recent_render_hits_total Renders drawn on request and answered again from memory.\n",
+    );
+    out.push_str("# TYPE lichtkasten_recent_render_hits_total counter\n");
+    out.push_str(&format!(
+        "lichtkasten_recent_render_hits_total {}\n",
+        RECENT_RENDER_HITS.get()
     ));
     out
 }

@@ -5,6 +5,7 @@ pub mod findings;
 pub mod findings_view;
 pub mod ingest;
 pub mod prepared;
+pub mod recent;
 pub mod upload;
 pub mod upload_stream;
 pub mod view;

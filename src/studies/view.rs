@@ -220,7 +220,7 @@ async fn render_maybe_kept(
 ) -> Result<Vec<u8>, StudyError> {
     let Some(variant) = super::prepared::variant_of(&options, format) else {
         let (key_row, inst) = look_up_instance(svc, practice_id, study_id, instance_id).await?;
-        return draw_looked_up(svc, &key_row, &inst, frame, options, format).await;
+        return draw_remembered(svc, &key_row, &inst, frame, options, format).await;
     };
     let key_row = svc
         .db
@@ -278,83 +278,10 @@ async fn render_maybe_kept(
 
 static RENDER_SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
 
-/// Decrypted originals kept in memory (never on disk), parsed, for the renders that
-/// follow each other: the frames of a loop, a window being tried, the preview and
-/// then the exact image. Without it every frame decrypts, checks and parses the whole
-/// object again (a 60-frame ultrasound loop is tens of MB).
-#[derive(Default)]
-pub struct RecentOriginals(std::sync::Mutex<Recent>);
-
-const RECENT_ORIGINALS_BYTES: usize = 256 * 1024 * 1024;
-
-type Parsed = Arc<dicom_object::DefaultDicomObject>;
-
-#[derive(Default)]
-struct Recent {
-    /// Least recently used first; keyed by the stored object's id, with the size
-    /// of the original the parsed object was read from.
-    items: std::collections::VecDeque<(String, Parsed, usize)>,
-    bytes: usize,
-}
-
-impl RecentOriginals {
-    /// Drops everything (what a restarted node starts with).
-    pub fn forget_all(&self) {
-        if let Ok(mut r) = self.0.lock() {
-            *r = Recent::default();
-        }
-    }
-
-    /// Drops one original (its renders are prepared).
-    pub fn forget(&self, blob_id: &str) {
-        let Ok(mut r) = self.0.lock() else {
-            return;
-        };
-        if let Some(at) = r.items.iter().position(|(k, _, _)| k == blob_id)
-            && let Some((_, _, size)) = r.items.remove(at)
-        {
-            r.bytes -= size;
-        }
-    }
-
-    fn get(&self, blob_id: &str) -> Option<Parsed> {
-        self.0.lock().ok()?.get(blob_id)
-    }
-
-    fn put(&self, blob_id: &str, parsed: Parsed, size: usize) {
-        if let Ok(mut r) = self.0.lock() {
-            r.put(blob_id, parsed, size);
-        }
-    }
-}
-
-impl Recent {
-    fn get(&mut self, blob_id: &str) -> Option<Parsed> {
-        let at = self.items.iter().position(|(k, _, _)| k == blob_id)?;
-        let item = self.items.remove(at)?;
-        let parsed = item.1.clone();
-        self.items.push_back(item);
-        Some(parsed)
-    }
-
-    fn put(&mut self, blob_id: &str, parsed: Parsed, size: usize) {
-        // One object may take a quarter of the room at most.
-        if size > RECENT_ORIGINALS_BYTES / 4 || self.get(blob_id).is_some() {
-            return;
-        }
-        self.bytes += size;
-        self.items.push_back((blob_id.to_string(), parsed, size));
-        while self.bytes > RECENT_ORIGINALS_BYTES {
-            match self.items.pop_front() {
-                Some((_, _, old)) => self.bytes -= old,
-                None => break,
-            }
-        }
-    }
-}
-
 /// The parsed original of rows just looked up: from memory, else read (the rows
 /// serve the decryption too, no second lookup) and parsed off the async threads.
+use super::recent::{Parsed, RecentRenders};
+
 async fn parsed_original(
     svc: &Services,
     key_row: &crate::db::studies::StudyKeyRow,
@@ -389,9 +316,30 @@ pub async fn render_uncached(
     if super::prepared::variant_of(&options, format).is_some() {
         return Ok(None);
     }
-    draw_looked_up(svc, key_row, inst, frame, options, format)
+    draw_remembered(svc, key_row, inst, frame, options, format)
         .await
         .map(Some)
+}
+
+/// A render that is not a kept variant: from the node's recent renders when the same
+/// frame was asked for the same way a moment ago, else drawn and remembered.
+async fn draw_remembered(
+    svc: &Services,
+    key_row: &crate::db::studies::StudyKeyRow,
+    inst: &InstanceRow,
+    frame: u32,
+    options: crate::dicom::render::RenderOptions,
+    format: ImageFormat,
+) -> Result<Vec<u8>, StudyError> {
+    let key = RecentRenders::key(&inst.blob_id, frame, &options, format);
+    if let Some(hit) = svc.recent_renders.get(&key) {
+        crate::metrics::RECENT_RENDER_HITS.inc();
+        return Ok(hit.to_vec());
+    }
+    let encoded = draw_looked_up(svc, key_row, inst, frame, options, format).await?;
+    svc.recent_renders
+        .put(key, bytes::Bytes::copy_from_slice(&encoded));
+    Ok(encoded)
 }
 
 async fn draw_looked_up(

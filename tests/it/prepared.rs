@@ -134,6 +134,7 @@ async fn renders_are_leased_prepared_encrypted_and_served_from_the_cache() {
     }
     // As on a node that has not read them a moment ago.
     svc.recent_originals.forget_all();
+    svc.recent_renders.forget_all();
     for url in [&thumb_url, &preview_url] {
         let res = app.get_with_cookie(url, &cookie).await;
         assert_eq!(res.status(), 200, "{url} from the cache");
@@ -218,9 +219,70 @@ async fn a_variant_drawn_on_request_is_kept_after_the_answer() {
         }
     }
     svc.recent_originals.forget_all();
+    svc.recent_renders.forget_all();
     let again = app.get_with_cookie(&url, &cookie).await;
     assert_eq!(again.status(), 200);
     assert_eq!(again.bytes().await.expect("body").to_vec(), exact);
+}
+
+/// A render that is not kept (here a custom window) is answered from the node's
+/// memory when asked again, even with the original gone from the store; a deleted
+/// study's renders are not reachable, memory or not.
+#[tokio::test]
+async fn a_render_asked_again_comes_from_memory_until_its_study_is_gone() {
+    let app = TestApp::spawn().await;
+    let demo = app.demo().await;
+    let svc = app.services();
+    let res = app
+        .post_link(
+            demo["patient_link"].as_str().expect("link"),
+            demo["password"].as_str().expect("pw"),
+        )
+        .await;
+    let cookie = session_cookie(&res).expect("session");
+    let manifest = app.manifest(&cookie).await;
+    let id = manifest["study"]["series"][0]["instances"][0]["id"]
+        .as_str()
+        .expect("instance")
+        .to_string();
+    let url = format!(
+        "/view/api/instances/{id}/frames/1/rendered?window=-600,1500&format=jpeg&quality=70"
+    );
+    let first = app.get_with_cookie(&url, &cookie).await;
+    assert_eq!(first.status(), 200);
+    let first = first.bytes().await.expect("body").to_vec();
+    for blob in svc.db.all_blobs().await.expect("blobs") {
+        if blob.kind == "original" {
+            svc.blobs.delete(&blob.object_key).await.expect("delete");
+        }
+    }
+    svc.recent_originals.forget_all();
+    let again = app.get_with_cookie(&url, &cookie).await;
+    assert_eq!(again.status(), 200, "the render is remembered");
+    assert_eq!(again.bytes().await.expect("body").to_vec(), first);
+    // Another window is a new render, and the original is gone.
+    let other = url.replace("-600,1500", "40,400");
+    assert_ne!(app.get_with_cookie(&other, &cookie).await.status(), 200);
+
+    let token = app.bearer(&demo).await;
+    let res = app
+        .http
+        .delete(format!(
+            "{}/api/v1/studies/{}",
+            app.base,
+            demo["study_id"].as_str().expect("study")
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("delete");
+    assert!(res.status().is_success());
+    let gone = app.get_with_cookie(&url, &cookie).await;
+    assert!(
+        gone.status().is_client_error(),
+        "a deleted study's render answered {}",
+        gone.status()
+    );
 }
 
 /// The stack route: many frames of a series in one answer, length-prefixed JPEGs in

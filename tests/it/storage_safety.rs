@@ -151,6 +151,7 @@ async fn tampered_and_moved_objects_are_refused() {
     // What a node read before the tampering it may still hold in memory; a node
     // reading the store now must refuse.
     app.services().recent_originals.forget_all();
+    app.services().recent_renders.forget_all();
 
     for id in &ids[..4] {
         let res = app.get_with_cookie(&url(id), &cookie).await;

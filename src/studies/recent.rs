@@ -1,0 +1,192 @@
+//! What a node keeps in memory (never on disk) between requests: decrypted originals,
+//! parsed, and encoded renders. Both are patient data; they are reached only after
+//! the request's study and instance were looked up in its practice, so a deleted
+//! study's entries are unreachable and age out.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+/// Decrypted originals kept in memory (never on disk), parsed, for the renders that
+/// follow each other: the frames of a loop, a window being tried, the preview and
+/// then the exact image. Without it every frame decrypts, checks and parses the whole
+/// object again (a 60-frame ultrasound loop is tens of MB).
+#[derive(Default)]
+pub struct RecentOriginals(Mutex<Recent>);
+
+const RECENT_ORIGINALS_BYTES: usize = 256 * 1024 * 1024;
+
+pub type Parsed = Arc<dicom_object::DefaultDicomObject>;
+
+#[derive(Default)]
+struct Recent {
+    /// Least recently used first; keyed by the stored object's id, with the size
+    /// of the original the parsed object was read from.
+    items: VecDeque<(String, Parsed, usize)>,
+    bytes: usize,
+}
+
+impl RecentOriginals {
+    /// Drops everything (what a restarted node starts with).
+    pub fn forget_all(&self) {
+        if let Ok(mut r) = self.0.lock() {
+            *r = Recent::default();
+        }
+    }
+
+    /// Drops one original (its renders are prepared).
+    pub fn forget(&self, blob_id: &str) {
+        let Ok(mut r) = self.0.lock() else {
+            return;
+        };
+        if let Some(at) = r.items.iter().position(|(k, _, _)| k == blob_id)
+            && let Some((_, _, size)) = r.items.remove(at)
+        {
+            r.bytes -= size;
+        }
+    }
+
+    pub fn get(&self, blob_id: &str) -> Option<Parsed> {
+        self.0.lock().ok()?.get(blob_id)
+    }
+
+    pub fn put(&self, blob_id: &str, parsed: Parsed, size: usize) {
+        if let Ok(mut r) = self.0.lock() {
+            r.put(blob_id, parsed, size);
+        }
+    }
+}
+
+impl Recent {
+    fn get(&mut self, blob_id: &str) -> Option<Parsed> {
+        let at = self.items.iter().position(|(k, _, _)| k == blob_id)?;
+        let item = self.items.remove(at)?;
+        let parsed = item.1.clone();
+        self.items.push_back(item);
+        Some(parsed)
+    }
+
+    fn put(&mut self, blob_id: &str, parsed: Parsed, size: usize) {
+        // One object may take a quarter of the room at most.
+        if size > RECENT_ORIGINALS_BYTES / 4 || self.get(blob_id).is_some() {
+            return;
+        }
+        self.bytes += size;
+        self.items.push_back((blob_id.to_string(), parsed, size));
+        while self.bytes > RECENT_ORIGINALS_BYTES {
+            match self.items.pop_front() {
+                Some((_, _, old)) => self.bytes -= old,
+                None => break,
+            }
+        }
+    }
+}
+
+/// Encoded renders drawn on request (another size or window than the kept variants,
+/// e.g. the full-size JPEG of DICOMweb's Retrieve Rendered): a second request for the
+/// same frame with the same options is answered from memory, not drawn again.
+#[derive(Default)]
+pub struct RecentRenders(Mutex<Renders>);
+
+const RECENT_RENDERS_BYTES: usize = 64 * 1024 * 1024;
+
+#[derive(Default)]
+struct Renders {
+    /// Render key -> (encoded image, last use).
+    items: HashMap<String, (bytes::Bytes, u64)>,
+    bytes: usize,
+    clock: u64,
+}
+
+impl RecentRenders {
+    /// The key of one render: the stored object (a random id), the frame, what was
+    /// asked and how it is encoded.
+    pub fn key(
+        blob_id: &str,
+        frame: u32,
+        options: &crate::dicom::render::RenderOptions,
+        format: super::view::ImageFormat,
+    ) -> String {
+        format!("{blob_id}/{frame}/{options:?}/{format:?}")
+    }
+
+    pub fn get(&self, key: &str) -> Option<bytes::Bytes> {
+        let mut r = self.0.lock().ok()?;
+        r.clock += 1;
+        let now = r.clock;
+        let item = r.items.get_mut(key)?;
+        item.1 = now;
+        Some(item.0.clone())
+    }
+
+    pub fn put(&self, key: String, encoded: bytes::Bytes) {
+        // One render may take a sixteenth of the room at most (a full mammogram JPEG
+        // is about 2 MB).
+        if encoded.len() > RECENT_RENDERS_BYTES / 16 {
+            return;
+        }
+        let Ok(mut r) = self.0.lock() else {
+            return;
+        };
+        r.clock += 1;
+        let now = r.clock;
+        let size = encoded.len();
+        if let Some((old, _)) = r.items.insert(key, (encoded, now)) {
+            r.bytes -= old.len();
+        }
+        r.bytes += size;
+        if r.bytes > RECENT_RENDERS_BYTES {
+            // Least recently used out, down to 90 %, so this scan is not paid per put.
+            let mut by_age: Vec<(u64, String, usize)> = r
+                .items
+                .iter()
+                .map(|(k, (b, used))| (*used, k.clone(), b.len()))
+                .collect();
+            by_age.sort_unstable_by_key(|(used, _, _)| *used);
+            for (_, k, len) in by_age {
+                if r.bytes <= RECENT_RENDERS_BYTES * 9 / 10 {
+                    break;
+                }
+                r.items.remove(&k);
+                r.bytes -= len;
+            }
+        }
+    }
+
+    pub fn forget_all(&self) {
+        if let Ok(mut r) = self.0.lock() {
+            *r = Renders::default();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_are_kept_within_their_budget_least_recent_out_first() {
+        let cache = RecentRenders::default();
+        let piece = bytes::Bytes::from(vec![7u8; 1024 * 1024]);
+        cache.put("first".into(), piece.clone());
+        for n in 0..100 {
+            cache.put(format!("r{n}"), piece.clone());
+            // "first" stays in use, so it is never the least recent.
+            assert!(cache.get("first").is_some(), "evicted while in use at {n}");
+        }
+        let r = cache.0.lock().expect("lock");
+        assert!(r.bytes <= RECENT_RENDERS_BYTES, "{}", r.bytes);
+        assert_eq!(r.bytes, r.items.len() * 1024 * 1024);
+        assert!(
+            !r.items.contains_key("r0"),
+            "the oldest unused render stays"
+        );
+        assert!(r.items.contains_key("r99"));
+        drop(r);
+        // Too big for the cache: not kept at all.
+        cache.put(
+            "huge".into(),
+            bytes::Bytes::from(vec![0u8; RECENT_RENDERS_BYTES / 8]),
+        );
+        assert!(cache.get("huge").is_none());
+    }
+}
