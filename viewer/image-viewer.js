@@ -284,7 +284,7 @@ class Viewer {
       this.store.pump();
     };
     const img = this.first;
-    if (img && img.getAttribute('src')?.includes(it.inst.id)) {
+    if (img && img.dataset.instance === it.inst.id) {
       if (img.complete && img.naturalWidth > 0) {
         this.store.adopt(this.keys.preview(it), img);
         go();

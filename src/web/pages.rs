@@ -513,6 +513,8 @@ pub struct AccessPage {
 
 pub struct ImageView {
     pub src: String,
+    /// The instance shown (the viewer takes the page's first image over by it).
+    pub instance: String,
     /// The exact frame (PNG, full size), opened on a tap.
     pub full: String,
     /// The frame as a marked JPEG, if the grant allows downloads.

@@ -366,6 +366,7 @@ async fn viewer_page(
                 // Reports and other documents have no pixels to show.
                 .filter(|i| i.rows > 0)
                 .map(|i| ImageView {
+                    instance: i.id.clone(),
                     // A small JPEG first (fast on a phone); a tap opens the exact PNG.
                     src: format!(
                         "/view/api/instances/{}/frames/1/rendered?viewport={PREVIEW_PX},{PREVIEW_PX}&format=jpeg",
@@ -381,22 +382,24 @@ async fn viewer_page(
         })
         .collect();
     let manifest = viewer_manifest(svc, &scope, &detail, t).await?;
-    let first = detail
+    let first_instance = detail
         .series
         .iter()
         .flat_map(|s| s.instances.iter())
-        .find(|i| i.rows > 0)
-        .map(|i| ImageView {
-            src: format!(
-                "/view/api/instances/{}/frames/1/rendered?viewport={PREVIEW_PX},{PREVIEW_PX}&format=jpeg",
-                i.id
-            ),
-            full: String::new(),
-            download: String::new(),
-            number: i.instance_number,
-            width: i.columns,
-            height: i.rows,
-        });
+        .find(|i| i.rows > 0);
+    let first_src = match first_instance {
+        Some(i) => Some(first_image_src(&svc, &scope, &i.id).await),
+        None => None,
+    };
+    let first = first_instance.zip(first_src).map(|(i, src)| ImageView {
+        instance: i.id.clone(),
+        src,
+        full: String::new(),
+        download: String::new(),
+        number: i.instance_number,
+        width: i.columns,
+        height: i.rows,
+    });
     Ok(render(
         StatusCode::OK,
         &ViewerPage {
@@ -415,6 +418,42 @@ async fn viewer_page(
             can_download: scope.allow_download,
         },
     ))
+}
+
+/// Largest first image sent inside the page (a 768 px preview is 15–110 kB).
+const INLINE_FIRST_IMAGE_MAX: usize = 192 * 1024;
+
+/// The page's first image, inside the page as a `data:` URL: on a phone far from the
+/// server that saves the round trip of a second request before anything is seen.
+/// When it cannot be had at once (too big, unreadable) the page links to it instead.
+async fn first_image_src(
+    svc: &Services,
+    scope: &crate::access::sessions::PatientScope,
+    instance_id: &str,
+) -> String {
+    use base64::Engine as _;
+    let (options, format) = crate::studies::prepared::PREVIEW;
+    let url = format!(
+        "/view/api/instances/{instance_id}/frames/1/rendered?viewport={PREVIEW_PX},{PREVIEW_PX}&format=jpeg"
+    );
+    // Usually from the render cache (prepared at ingest); drawn and kept if not.
+    match view::prepare_image(
+        svc,
+        &scope.practice_id,
+        &scope.study_id,
+        instance_id,
+        0,
+        options,
+        format,
+    )
+    .await
+    {
+        Ok(jpeg) if jpeg.len() <= INLINE_FIRST_IMAGE_MAX => format!(
+            "data:image/jpeg;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(jpeg)
+        ),
+        _ => url,
+    }
 }
 
 /// JSON placed inside a `<script type="application/json">`: `<`, `>` and `&` written

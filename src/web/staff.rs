@@ -533,6 +533,7 @@ async fn study_page(
                 // Reports and other documents have no pixels to show.
                 .filter(|i| i.rows > 0)
                 .map(|i| ImageView {
+                    instance: i.id.clone(),
                     src: format!(
                         "/practice/api/studies/{study_id}/instances/{}/rendered?viewport=192,192&format=jpeg",
                         i.id

@@ -70,11 +70,15 @@ test('phone: first image at once, fitted and not blank, from the page\'s own ima
     assert.ok(stats.variance > 100, `first image has content (variance ${stats.variance.toFixed(1)})`);
     assert.equal(await data(page, 'index'), '1');
     assert.equal(await data(page, 'total'), '12');
-    // The server put the first image in the HTML; the viewer must not fetch it again.
+    // The server put the first image inside the HTML; the viewer must not fetch it.
     const first = await page.locator('#first-image').getAttribute('src');
+    assert.match(first, /^data:image\/jpeg;base64,/, 'first image inside the page');
+    const firstId = await page.locator('#first-image').getAttribute('data-instance');
     await waitForViewerImages(page, 12);
-    const firstPath = new URL(first, demo.base_url).href;
-    assert.equal(requests.filter((u) => u === firstPath).length, 1, 'first image fetched once');
+    const previewPath = `/view/api/instances/${firstId}/frames/1/rendered?viewport=768,768&format=jpeg`;
+    assert.equal(requests.filter((u) => u === new URL(previewPath, demo.base_url).href).length, 0,
+      'first preview not fetched again');
+    assert.ok(requests.some((u) => u.includes('/view/api/instances/')), 'the rest is fetched');
     // Big enough to hit with a thumb.
     const small = await page.evaluate(() => [...document.querySelectorAll('#image-viewer button, #image-viewer a, #image-viewer select')]
       .filter((b) => b.offsetParent && (b.offsetWidth < 44 || b.offsetHeight < 44)).map((b) => b.getAttribute('aria-label')));

@@ -247,7 +247,8 @@ async fn a_report_sent_as_encapsulated_pdf_becomes_the_findings() {
         .text()
         .await
         .expect("viewer");
-    // Three images in the no-script gallery, the first once more as the page's
-    // first image; the report instance is none of them.
-    assert_eq!(page.matches("/frames/1/rendered?viewport").count(), 4);
+    // Three images in the no-script gallery, the first once more inside the page as
+    // its first image; the report instance is none of them.
+    assert_eq!(page.matches("/frames/1/rendered?viewport").count(), 3);
+    assert_eq!(page.matches("src=\"data:image/jpeg;base64,").count(), 1);
 }
