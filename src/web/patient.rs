@@ -388,7 +388,7 @@ async fn viewer_page(
         .flat_map(|s| s.instances.iter())
         .find(|i| i.rows > 0);
     let first_src = match first_instance {
-        Some(i) => Some(first_image_src(&svc, &scope, &i.id).await),
+        Some(i) => Some(first_image_src(svc, &scope, &i.id).await),
         None => None,
     };
     let first = first_instance.zip(first_src).map(|(i, src)| ImageView {
