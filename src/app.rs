@@ -39,6 +39,7 @@ pub struct Services {
     /// Originals read a moment ago, for the renders that follow (memory only).
     pub recent_originals: crate::studies::recent::RecentOriginals,
     pub recent_renders: crate::studies::recent::RecentRenders,
+    pub pending_keeps: crate::studies::recent::PendingKeeps,
 }
 
 pub async fn open_blob_store(config: &Config) -> anyhow::Result<Arc<dyn BlobStore>> {
@@ -89,6 +90,7 @@ pub async fn build(
         preparer: Arc::default(),
         recent_originals: Default::default(),
         recent_renders: Default::default(),
+        pending_keeps: Default::default(),
         config,
     })
 }

@@ -225,7 +225,10 @@ impl KeyRing {
 
     pub async fn study_key(&self, db: &Db, study: &StudyKeyRow) -> Result<Key32, KeyError> {
         let kek = match &study.practice_key {
-            Some(row) if row.id == study.kek_id => self.unwrap_practice_key(row)?,
+            // Read with the study; used only if it is the study's key of its practice.
+            Some(row) if row.id == study.kek_id && row.practice_id == study.practice_id => {
+                self.unwrap_practice_key(row)?
+            }
             _ => self.practice_key(db, &study.kek_id).await?,
         };
         unwrap_key(

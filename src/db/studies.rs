@@ -583,17 +583,22 @@ fn study_key_from(r: &AnyRow) -> DbResult<StudyKeyRow> {
 
 /// The study's key row and its practice key in one read.
 const STUDY_KEY_WITH_PRACTICE_KEY: &str =
-    "SELECT s.id, s.practice_id, s.kek_id, s.wrapped_dek, k.root_key_id, k.wrapped
+    "SELECT s.id, s.practice_id, s.kek_id, s.wrapped_dek, k.id AS key_id,
+        k.practice_id AS key_practice_id, k.root_key_id, k.wrapped
      FROM studies s LEFT JOIN practice_keys k ON k.id = s.kek_id";
 
 fn study_key_with_practice_key_from(r: &AnyRow) -> DbResult<StudyKeyRow> {
     let mut row = study_key_from(r)?;
+    let key_id = r.try_get::<Option<String>, _>("key_id")?;
+    let key_practice_id = r.try_get::<Option<String>, _>("key_practice_id")?;
     let root_key_id = r.try_get::<Option<String>, _>("root_key_id")?;
     let wrapped = r.try_get::<Option<Vec<u8>>, _>("wrapped")?;
-    if let (Some(root_key_id), Some(wrapped)) = (root_key_id, wrapped) {
+    if let (Some(id), Some(practice_id), Some(root_key_id), Some(wrapped)) =
+        (key_id, key_practice_id, root_key_id, wrapped)
+    {
         row.practice_key = Some(crate::db::practices::PracticeKeyRow {
-            id: row.kek_id.clone(),
-            practice_id: row.practice_id.clone(),
+            id,
+            practice_id,
             root_key_id,
             wrapped,
         });

@@ -84,6 +84,28 @@ impl Rendered {
         Ok(out)
     }
 
+    /// Lossless WebP: the same pixels as the PNG, usually in fewer bytes.
+    pub fn to_webp(&self) -> Result<Vec<u8>, DicomError> {
+        let color = if self.channels == 3 {
+            image_webp::ColorType::Rgb8
+        } else {
+            image_webp::ColorType::L8
+        };
+        if self.pixels.len()
+            != self.width as usize * self.height as usize * usize::from(self.channels)
+        {
+            // The encoder panics on a buffer of the wrong size.
+            return Err(DicomError::Malformed(
+                "image buffer of the wrong size".into(),
+            ));
+        }
+        let mut out = Vec::new();
+        image_webp::WebPEncoder::new(&mut out)
+            .encode(&self.pixels, self.width, self.height, color)
+            .map_err(|e| DicomError::Unsupported(e.to_string()))?;
+        Ok(out)
+    }
+
     pub fn to_png(&self) -> Result<Vec<u8>, DicomError> {
         let mut out = Vec::new();
         {

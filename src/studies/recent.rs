@@ -81,6 +81,72 @@ impl Recent {
     }
 }
 
+/// Kept variants drawn on request and answered before they are stored: the stores
+/// run in the background, a bounded number at a time and each variant once. When
+/// all slots are busy a render is simply not kept (it is drawn again when asked).
+pub struct PendingKeeps {
+    slots: Arc<tokio::sync::Semaphore>,
+    in_flight: Mutex<std::collections::HashSet<String>>,
+}
+
+const MAX_PENDING_KEEPS: u32 = 16;
+
+impl Default for PendingKeeps {
+    fn default() -> Self {
+        PendingKeeps {
+            slots: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_KEEPS as usize)),
+            in_flight: Mutex::default(),
+        }
+    }
+}
+
+/// One background store in progress; dropping it frees its slot and its key.
+pub struct PendingKeep {
+    owner: Arc<crate::app::Services>,
+    key: String,
+    _slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl PendingKeep {
+    pub fn services(&self) -> &Arc<crate::app::Services> {
+        &self.owner
+    }
+}
+
+impl Drop for PendingKeep {
+    fn drop(&mut self) {
+        if let Ok(mut keys) = self.owner.pending_keeps.in_flight.lock() {
+            keys.remove(&self.key);
+        }
+    }
+}
+
+impl PendingKeeps {
+    /// A slot for keeping `key` in the background, unless it is being kept already
+    /// or every slot is taken.
+    pub fn start(owner: &Arc<crate::app::Services>, key: String) -> Option<PendingKeep> {
+        let me = &owner.pending_keeps;
+        let slot = me.slots.clone().try_acquire_owned().ok()?;
+        let mut keys = me.in_flight.lock().ok()?;
+        if !keys.insert(key.clone()) {
+            return None;
+        }
+        drop(keys);
+        Some(PendingKeep {
+            owner: owner.clone(),
+            key,
+            _slot: slot,
+        })
+    }
+
+    /// Waits until every background store has finished (tests and shutdown).
+    pub async fn settled(&self) {
+        if let Ok(all) = self.slots.acquire_many(MAX_PENDING_KEEPS).await {
+            drop(all);
+        }
+    }
+}
+
 /// Encoded renders drawn on request (another size or window than the kept variants,
 /// e.g. the full-size JPEG of DICOMweb's Retrieve Rendered): a second request for the
 /// same frame with the same options is answered from memory, not drawn again.
@@ -118,6 +184,11 @@ impl RecentRenders {
         Some(item.0.clone())
     }
 
+    /// What one entry costs: the image, its key and the map's own share.
+    fn cost(key: &str, encoded: &bytes::Bytes) -> usize {
+        encoded.len() + key.len() + 64
+    }
+
     pub fn put(&self, key: String, encoded: bytes::Bytes) {
         // One render may take a sixteenth of the room at most (a full mammogram JPEG
         // is about 2 MB).
@@ -129,9 +200,9 @@ impl RecentRenders {
         };
         r.clock += 1;
         let now = r.clock;
-        let size = encoded.len();
-        if let Some((old, _)) = r.items.insert(key, (encoded, now)) {
-            r.bytes -= old.len();
+        let size = Self::cost(&key, &encoded);
+        if let Some((old, _)) = r.items.insert(key.clone(), (encoded, now)) {
+            r.bytes -= Self::cost(&key, &old);
         }
         r.bytes += size;
         if r.bytes > RECENT_RENDERS_BYTES {
@@ -139,7 +210,7 @@ impl RecentRenders {
             let mut by_age: Vec<(u64, String, usize)> = r
                 .items
                 .iter()
-                .map(|(k, (b, used))| (*used, k.clone(), b.len()))
+                .map(|(k, (b, used))| (*used, k.clone(), Self::cost(k, b)))
                 .collect();
             by_age.sort_unstable_by_key(|(used, _, _)| *used);
             for (_, k, len) in by_age {
@@ -155,6 +226,25 @@ impl RecentRenders {
     pub fn forget_all(&self) {
         if let Ok(mut r) = self.0.lock() {
             *r = Renders::default();
+        }
+    }
+
+    /// Drops every render of one stored object (its study was deleted).
+    pub fn forget(&self, blob_id: &str) {
+        let Ok(mut r) = self.0.lock() else {
+            return;
+        };
+        let prefix = format!("{blob_id}/");
+        let gone: Vec<String> = r
+            .items
+            .keys()
+            .filter(|k| k.starts_with(&prefix))
+            .cloned()
+            .collect();
+        for k in gone {
+            if let Some((b, _)) = r.items.remove(&k) {
+                r.bytes -= Self::cost(&k, &b);
+            }
         }
     }
 }
@@ -175,13 +265,23 @@ mod tests {
         }
         let r = cache.0.lock().expect("lock");
         assert!(r.bytes <= RECENT_RENDERS_BYTES, "{}", r.bytes);
-        assert_eq!(r.bytes, r.items.len() * 1024 * 1024);
+        let expected: usize = r.items.keys().map(|k| 1024 * 1024 + k.len() + 64).sum();
+        assert_eq!(r.bytes, expected);
         assert!(
             !r.items.contains_key("r0"),
             "the oldest unused render stays"
         );
         assert!(r.items.contains_key("r99"));
         drop(r);
+        cache.forget("r99");
+        cache.put("r99x/1".into(), piece.clone());
+        cache.put("r98/0/a".into(), piece.clone());
+        cache.forget("r98");
+        assert!(cache.get("r98/0/a").is_none());
+        assert!(
+            cache.get("r99x/1").is_some(),
+            "only that object's renders go"
+        );
         // Too big for the cache: not kept at all.
         cache.put(
             "huge".into(),

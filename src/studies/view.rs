@@ -1,6 +1,7 @@
 //! Reading studies: lists and details for the practice, the manifest and rendered
 //! frames for a grant's viewer, deletion with crypto-shredding.
 
+use super::recent::{Parsed, RecentRenders};
 use super::{StudyError, StudySummary, open_record};
 use crate::app::Services;
 use crate::audit::{self, Actor};
@@ -143,6 +144,8 @@ async fn read_then<T: Send + 'static>(
         };
         let bytes = crate::blob::sealed::open_whole(&dek, ctx, &sealed)
             .map_err(|_| StudyError::Integrity)?;
+        // Not held through the parse: the plaintext is all that is needed now.
+        drop(sealed);
         if bytes.len() as i64 != plain_size || hex::encode(Sha256::digest(&bytes)) != sha256 {
             return Err(StudyError::Integrity);
         }
@@ -159,6 +162,8 @@ pub enum ImageFormat {
     Png,
     /// Smaller, for previews; quality 1–100.
     Jpeg(u8),
+    /// Exact, like PNG, usually smaller (lossless WebP).
+    WebP,
 }
 
 impl ImageFormat {
@@ -166,6 +171,7 @@ impl ImageFormat {
         match self {
             ImageFormat::Png => "image/png",
             ImageFormat::Jpeg(_) => "image/jpeg",
+            ImageFormat::WebP => "image/webp",
         }
     }
 }
@@ -255,11 +261,16 @@ async fn render_maybe_kept(
         .await?;
         return Ok(encoded.to_vec());
     };
-    let (owner, kept) = (owner.clone(), encoded.clone());
+    let pending = format!("{instance_id}/{frame}/{variant}");
+    let Some(pending) = super::recent::PendingKeeps::start(owner, pending) else {
+        // Being kept already, or too many stores waiting: drawn again when asked.
+        return Ok(encoded.to_vec());
+    };
+    let kept = encoded.clone();
     let (study_id, instance_id) = (study_id.to_string(), instance_id.to_string());
     tokio::spawn(async move {
         let stored = super::prepared::store(
-            &owner,
+            pending.services(),
             &study_id,
             &dek,
             &instance_id,
@@ -272,6 +283,7 @@ async fn render_maybe_kept(
         if let Err(e) = stored {
             tracing::warn!(error = %e, "a render could not be kept; it is drawn again when asked");
         }
+        drop(pending);
     });
     Ok(encoded.to_vec())
 }
@@ -280,8 +292,6 @@ static RENDER_SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::On
 
 /// The parsed original of rows just looked up: from memory, else read (the rows
 /// serve the decryption too, no second lookup) and parsed off the async threads.
-use super::recent::{Parsed, RecentRenders};
-
 async fn parsed_original(
     svc: &Services,
     key_row: &crate::db::studies::StudyKeyRow,
@@ -366,6 +376,7 @@ async fn draw_looked_up(
         match format {
             ImageFormat::Png => image.to_png(),
             ImageFormat::Jpeg(q) => image.to_jpeg(q),
+            ImageFormat::WebP => image.to_webp(),
         }
     })
     .await
@@ -396,6 +407,12 @@ pub async fn delete(
     )
     .await?;
     for key in keys {
+        // What this node holds of it in memory goes too (unreachable already, but
+        // a deleted study should not linger anywhere).
+        if let Some(blob_id) = key.rsplit('/').next() {
+            svc.recent_originals.forget(blob_id);
+            svc.recent_renders.forget(blob_id);
+        }
         if let Err(e) = svc.blobs.delete(&key).await {
             // The key is gone already; a leftover object is unreadable ciphertext
             // that `lichtkasten purge` removes later.

@@ -425,30 +425,30 @@ const INLINE_FIRST_IMAGE_MAX: usize = 192 * 1024;
 
 /// The page's first image, inside the page as a `data:` URL: on a phone far from the
 /// server that saves the round trip of a second request before anything is seen.
-/// When it cannot be had at once (too big, unreadable) the page links to it instead.
+/// Only a preview already in the render cache goes in (the page never waits for a
+/// render); otherwise, or when it is too big, the page links to it.
 async fn first_image_src(
     svc: &Services,
     scope: &crate::access::sessions::PatientScope,
     instance_id: &str,
 ) -> String {
     use base64::Engine as _;
-    let (options, format) = crate::studies::prepared::PREVIEW;
     let url = format!(
         "/view/api/instances/{instance_id}/frames/1/rendered?viewport={PREVIEW_PX},{PREVIEW_PX}&format=jpeg"
     );
-    // Usually from the render cache (prepared at ingest); drawn and kept if not.
-    match view::prepare_image(
-        svc,
-        &scope.practice_id,
-        &scope.study_id,
-        instance_id,
-        0,
-        options,
-        format,
-    )
-    .await
-    {
-        Ok(jpeg) if jpeg.len() <= INLINE_FIRST_IMAGE_MAX => format!(
+    let cached = async {
+        let key_row = svc
+            .db
+            .study_key(&scope.practice_id, &scope.study_id)
+            .await
+            .ok()??;
+        let dek = svc.keys.study_key(&svc.db, &key_row).await.ok()?;
+        crate::studies::prepared::cached(svc, &scope.study_id, &dek, instance_id, 0, "preview")
+            .await
+            .ok()?
+    };
+    match cached.await {
+        Some(jpeg) if jpeg.len() <= INLINE_FIRST_IMAGE_MAX => format!(
             "data:image/jpeg;base64,{}",
             base64::engine::general_purpose::STANDARD.encode(jpeg)
         ),

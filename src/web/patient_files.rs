@@ -95,7 +95,8 @@ pub async fn get_study_zip(
 /// (fit inside, never enlarged), `window=C,W` (centre and width in modality units,
 /// or a CT preset: `soft`, `lung`, `bone`, `brain`),
 /// `quality=1..100` (JPEG); the format is JPEG when asked (`format=jpeg` or
-/// `Accept: image/jpeg`), else the exact PNG.
+/// `Accept: image/jpeg`), lossless WebP when asked (`format=webp`, or an `Accept`
+/// that names `image/webp` first), else the exact PNG.
 #[derive(serde::Deserialize, Default)]
 pub struct RenderQuery {
     viewport: Option<String>,
@@ -143,21 +144,40 @@ pub fn render_request(
             }
         },
     };
-    let wants_jpeg = match q.format.as_deref() {
-        Some("jpeg") => true,
-        Some("png") => false,
-        Some(_) => return Err(bad("format is jpeg or png.")),
-        None => headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("image/jpeg") && !a.contains("image/png")),
+    #[derive(PartialEq)]
+    enum Wanted {
+        Jpeg,
+        WebP,
+        Png,
+    }
+    let wanted = match q.format.as_deref() {
+        Some("jpeg") => Wanted::Jpeg,
+        Some("png") => Wanted::Png,
+        Some("webp") => Wanted::WebP,
+        Some(_) => return Err(bad("format is jpeg, png or webp.")),
+        None => {
+            let accept = headers
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            // A browser's image request lists WebP among many types; an API client
+            // that wants it names it first.
+            if accept.trim_start().starts_with("image/webp") {
+                Wanted::WebP
+            } else if accept.contains("image/jpeg") && !accept.contains("image/png") {
+                Wanted::Jpeg
+            } else {
+                Wanted::Png
+            }
+        }
     };
-    let format = match (wants_jpeg, q.quality) {
+    let format = match (wanted, q.quality) {
         (_, Some(q)) if !(1..=100).contains(&q) => {
             return Err(bad("quality is between 1 and 100."));
         }
-        (true, q) => ImageFormat::Jpeg(q.unwrap_or(85)),
-        (false, _) => ImageFormat::Png,
+        (Wanted::Jpeg, q) => ImageFormat::Jpeg(q.unwrap_or(85)),
+        (Wanted::WebP, _) => ImageFormat::WebP,
+        (Wanted::Png, _) => ImageFormat::Png,
     };
     Ok((
         crate::dicom::render::RenderOptions { window, viewport },

@@ -70,14 +70,16 @@ test('phone: first image at once, fitted and not blank, from the page\'s own ima
     assert.ok(stats.variance > 100, `first image has content (variance ${stats.variance.toFixed(1)})`);
     assert.equal(await data(page, 'index'), '1');
     assert.equal(await data(page, 'total'), '12');
-    // The server put the first image inside the HTML; the viewer must not fetch it.
+    // The server put the first image in the page: inside it once its preview is in
+    // the render cache (the demo's is prepared by now), else as a link. Either way
+    // the viewer takes it over and does not fetch it again.
     const first = await page.locator('#first-image').getAttribute('src');
-    assert.match(first, /^data:image\/jpeg;base64,/, 'first image inside the page');
     const firstId = await page.locator('#first-image').getAttribute('data-instance');
     await waitForViewerImages(page, 12);
-    const previewPath = `/view/api/instances/${firstId}/frames/1/rendered?viewport=768,768&format=jpeg`;
-    assert.equal(requests.filter((u) => u === new URL(previewPath, demo.base_url).href).length, 0,
-      'first preview not fetched again');
+    const previewUrl = new URL(`/view/api/instances/${firstId}/frames/1/rendered?viewport=768,768&format=jpeg`, demo.base_url).href;
+    const inline = first.startsWith('data:image/jpeg;base64,');
+    if (!inline) assert.equal(new URL(first, demo.base_url).href, previewUrl);
+    assert.equal(requests.filter((u) => u === previewUrl).length, inline ? 0 : 1, 'first image fetched at most once');
     assert.ok(requests.some((u) => u.includes('/view/api/instances/')), 'the rest is fetched');
     // Big enough to hit with a thumb.
     const small = await page.evaluate(() => [...document.querySelectorAll('#image-viewer button, #image-viewer a, #image-viewer select')]

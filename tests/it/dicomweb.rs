@@ -189,6 +189,18 @@ async fn stow_and_qido_with_dicomweb_client() {
     let res = app.get_api(&token, &format!("{base_path}/rendered")).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "image/png");
+    // A client that names WebP first gets lossless WebP.
+    let res = app
+        .http
+        .get(format!("{}{base_path}/rendered", app.base))
+        .bearer_auth(&token)
+        .header("accept", "image/webp, image/png;q=0.5")
+        .send()
+        .await
+        .expect("rendered");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/webp");
+    assert!(res.bytes().await.expect("webp").starts_with(b"RIFF"));
     let res = app
         .get_api(&token, &format!("{base_path}/frames/9/rendered"))
         .await;

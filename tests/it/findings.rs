@@ -241,6 +241,12 @@ async fn a_report_sent_as_encapsulated_pdf_becomes_the_findings() {
         .await,
     )
     .expect("cookie");
+    // Once its previews are prepared (test apps run no preparing worker of their
+    // own), the page carries its first image inside it.
+    let svc = app.services();
+    lichtkasten::studies::prepared::drain(svc, "test", &svc.preparer)
+        .await
+        .expect("prepare");
     let page = app
         .get_with_cookie("/view", &cookie)
         .await

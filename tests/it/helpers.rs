@@ -242,6 +242,8 @@ impl TestApp {
 
     /// Every stored object's raw (encrypted) bytes, from whichever backend runs.
     pub async fn stored_objects(&self) -> Vec<(String, Vec<u8>)> {
+        // Renders answered before they were kept are stored by now.
+        self.services().pending_keeps.settled().await;
         let store = self.services().blobs.raw().clone();
         let mut out = Vec::new();
         for key in store.list().await.expect("list") {

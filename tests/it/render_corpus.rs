@@ -21,7 +21,12 @@ fn tools_present() -> bool {
         "ojph_compress",
     ]
     .iter()
-    .all(|t| Command::new(t).arg("--version").output().is_ok());
+    .all(|t| Command::new(t).arg("--version").output().is_ok())
+        // htj2k.py wraps the HTJ2K codestream with pydicom.
+        && Command::new("python3")
+            .args(["-c", "import pydicom, numpy"])
+            .status()
+            .is_ok_and(|s| s.success());
     if !ok && std::env::var("CI").is_ok() {
         panic!("dcmtk/libgdcm-tools missing in CI");
     }
@@ -46,6 +51,17 @@ fn transfer_syntax(bytes: &[u8]) -> String {
     lichtkasten::dicom::parse::parse(bytes)
         .expect("parses")
         .transfer_syntax
+}
+
+/// The pixels of an 8-bit PNG.
+fn png_pixels(png: &[u8]) -> Vec<u8> {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(png.to_vec()))
+        .read_info()
+        .expect("png");
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).expect("frame");
+    buf.truncate(info.buffer_size());
+    buf
 }
 
 fn mean_abs_diff(a: &Rendered, b: &Rendered) -> f64 {
@@ -310,6 +326,30 @@ async fn rendered_frames_take_a_size_a_window_and_a_format() {
     assert_eq!(soft, default, "the soft-tissue preset is 40/400");
     let lung = get("?window=lung").await.bytes().await.expect("png");
     assert_ne!(lung, default);
+    // Lossless WebP: the PNG's pixels, in fewer bytes.
+    let res = get("?format=webp").await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/webp");
+    let webp = res.bytes().await.expect("webp");
+    let grey = png_pixels(&default);
+    let mut decoder =
+        image_webp::WebPDecoder::new(std::io::Cursor::new(webp.to_vec())).expect("webp");
+    assert_eq!(decoder.dimensions(), (256, 256));
+    let mut rgb = vec![0; decoder.output_buffer_size().expect("size")];
+    decoder.read_image(&mut rgb).expect("decode");
+    let channels = rgb.len() / grey.len();
+    let decoded: Vec<u8> = rgb.chunks(channels).map(|p| p[0]).collect();
+    assert!(
+        rgb.chunks(channels).all(|p| p[0] == p[1] && p[1] == p[2]),
+        "grey stays grey"
+    );
+    assert_eq!(decoded, grey, "lossless");
+    assert!(
+        webp.len() < default.len(),
+        "{} vs {} bytes",
+        webp.len(),
+        default.len()
+    );
     for bad in [
         "?viewport=0,10",
         "?viewport=10",
@@ -319,6 +359,7 @@ async fn rendered_frames_take_a_size_a_window_and_a_format() {
         "?window=liver",
         "?quality=0&format=jpeg",
         "?format=gif",
+        "?format=WEBP",
     ] {
         let res = get(bad).await;
         assert_eq!(res.status(), 400, "{bad}");
