@@ -123,9 +123,33 @@ pub fn check(file: &[u8]) -> Result<(), DicomError> {
     data_set(&file[meta_end..], ts != IMPLICIT_LE, ts == EXPLICIT_BE)
 }
 
-/// Walks the element headers of a data set (items and sequences included).
+/// What a level of the data set holds next.
+#[derive(Clone, Copy, PartialEq)]
+enum Holds {
+    /// Data elements: the data set itself, or one item of a sequence.
+    Elements,
+    /// The items of a sequence.
+    Items,
+    /// The fragments of encapsulated pixel data (compressed bytes, not elements).
+    Fragments,
+}
+
+struct Level {
+    holds: Holds,
+    /// Where a defined-length sequence or item ends.
+    end: Option<usize>,
+    /// A sequence of VR UN with undefined length holds implicit-VR data sets.
+    explicit: bool,
+}
+
+/// Walks the element headers of a data set (items and sequences included), keeping
+/// track of which sequence or item each header belongs to: an item where an element
+/// belongs, an element where an item belongs, or anything running past the end of
+/// its sequence or item is refused. The parser reads such structure in its own way,
+/// and a fuzzed file once made it reserve gigabytes that way.
 fn data_set(data: &[u8], explicit: bool, big: bool) -> Result<(), DicomError> {
     let lying = || DicomError::Malformed("an element is longer than the file".into());
+    let misplaced = || DicomError::Malformed("the file's sequences are damaged".into());
     let u16_at = |at: usize| {
         let b = [data[at], data[at + 1]];
         if big {
@@ -142,35 +166,82 @@ fn data_set(data: &[u8], explicit: bool, big: bool) -> Result<(), DicomError> {
             u32::from_le_bytes(b)
         }
     };
-    // Inside encapsulated pixel data the items hold compressed bytes, not elements.
-    let mut in_fragments = false;
+    let mut stack = vec![Level {
+        holds: Holds::Elements,
+        end: None,
+        explicit,
+    }];
     let mut pos = 0;
-    while data.len() - pos >= 8 {
+    loop {
+        // Defined-length sequences and items that end here are done.
+        while stack.len() > 1 && stack.last().is_some_and(|l| l.end == Some(pos)) {
+            stack.pop();
+        }
+        let (holds, limit, explicit) = match stack.last() {
+            Some(l) => (l.holds, l.end.unwrap_or(data.len()), l.explicit),
+            None => return Err(misplaced()),
+        };
+        if pos > limit {
+            return Err(misplaced());
+        }
+        if limit - pos < 8 {
+            if limit == data.len() {
+                return Ok(());
+            }
+            return Err(misplaced());
+        }
         let (group, element) = (u16_at(pos), u16_at(pos + 2));
         if group == 0xFFFE {
             let len = u32_at(pos + 4);
             pos += 8;
-            match element {
-                0xE000 if in_fragments => {
-                    if len as usize > data.len() - pos {
+            match (element, holds) {
+                (0xE000, Holds::Fragments) => {
+                    if len == UNDEFINED || len as usize > limit - pos {
                         return Err(lying());
                     }
                     pos += len as usize;
                 }
-                0xE000 if len != UNDEFINED && len as usize > data.len() - pos => {
-                    return Err(lying());
+                (0xE000, Holds::Items) => {
+                    let end = if len == UNDEFINED {
+                        None
+                    } else if len as usize > limit - pos {
+                        return Err(lying());
+                    } else {
+                        Some(pos + len as usize)
+                    };
+                    stack.push(Level {
+                        holds: Holds::Elements,
+                        end,
+                        explicit,
+                    });
                 }
-                0xE0DD => in_fragments = false,
-                _ => {}
+                // Item delimiter: ends an item of undefined length.
+                (0xE00D, Holds::Elements) if stack.len() > 1 => {
+                    if stack.last().is_some_and(|l| l.end.is_some()) {
+                        return Err(misplaced());
+                    }
+                    stack.pop();
+                }
+                // Sequence delimiter: ends a sequence or pixel data of undefined length.
+                (0xE0DD, Holds::Items | Holds::Fragments) => {
+                    if stack.last().is_some_and(|l| l.end.is_some()) {
+                        return Err(misplaced());
+                    }
+                    stack.pop();
+                }
+                _ => return Err(misplaced()),
             }
             continue;
+        }
+        if holds != Holds::Elements {
+            return Err(misplaced());
         }
         let (len, header, vr) = if explicit {
             let vr = &data[pos + 4..pos + 6];
             if short_vr(vr) {
                 (u32::from(u16_at(pos + 6)), 8, Some(vr))
             } else {
-                if data.len() - pos < 12 {
+                if limit - pos < 12 {
                     return Err(lying());
                 }
                 (u32_at(pos + 8), 12, Some(vr))
@@ -191,14 +262,22 @@ fn data_set(data: &[u8], explicit: bool, big: bool) -> Result<(), DicomError> {
         }
         pos += header;
         if len == UNDEFINED {
-            // A sequence or encapsulated pixel data: its items follow.
-            if (group, element) == (0x7FE0, 0x0010) {
-                in_fragments = true;
-            }
+            // A sequence (an undefined-length UN holds implicit-VR items) or
+            // encapsulated pixel data: its items follow.
+            let pixels = (group, element) == (0x7FE0, 0x0010);
+            stack.push(Level {
+                holds: if pixels {
+                    Holds::Fragments
+                } else {
+                    Holds::Items
+                },
+                end: None,
+                explicit: explicit && vr != Some(b"UN"),
+            });
             continue;
         }
         let len = len as usize;
-        if len > data.len() - pos {
+        if len > limit - pos {
             return Err(lying());
         }
         let sequence = match vr {
@@ -206,11 +285,16 @@ fn data_set(data: &[u8], explicit: bool, big: bool) -> Result<(), DicomError> {
             // Implicit VR: a defined-length sequence starts with an item tag.
             None => len >= 8 && u16_at(pos) == 0xFFFE && u16_at(pos + 2) == 0xE000,
         };
-        if !sequence {
+        if sequence {
+            stack.push(Level {
+                holds: Holds::Items,
+                end: Some(pos + len),
+                explicit,
+            });
+        } else {
             pos += len;
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
