@@ -40,6 +40,49 @@ fn short_vr(vr: &[u8]) -> bool {
     )
 }
 
+/// The value representations of the standard (PS3.5 6.2). The parser reads others
+/// in its own lenient way, and a fuzzed file used that to make it read a different
+/// structure than this walk sees; so an explicit VR must be one of these.
+fn known_vr(vr: &[u8]) -> bool {
+    matches!(
+        vr,
+        b"AE"
+            | b"AS"
+            | b"AT"
+            | b"CS"
+            | b"DA"
+            | b"DS"
+            | b"DT"
+            | b"FL"
+            | b"FD"
+            | b"IS"
+            | b"LO"
+            | b"LT"
+            | b"OB"
+            | b"OD"
+            | b"OF"
+            | b"OL"
+            | b"OV"
+            | b"OW"
+            | b"PN"
+            | b"SH"
+            | b"SL"
+            | b"SQ"
+            | b"SS"
+            | b"ST"
+            | b"SV"
+            | b"TM"
+            | b"UC"
+            | b"UI"
+            | b"UL"
+            | b"UN"
+            | b"UR"
+            | b"US"
+            | b"UT"
+            | b"UV"
+    )
+}
+
 /// Bytes per value of the binary VRs. The parser reads whole values only, so a
 /// length that is not a multiple would leave it reading the rest as a header.
 fn value_size(vr: &[u8]) -> usize {
@@ -86,6 +129,9 @@ pub fn check(file: &[u8]) -> Result<(), DicomError> {
             return Err(malformed("the file meta information is damaged"));
         }
         let vr = &file[pos + 4..pos + 6];
+        if !known_vr(vr) {
+            return Err(malformed("the file meta information is damaged"));
+        }
         let (len, header) = if short_vr(vr) {
             (
                 u16::from_le_bytes([file[pos + 6], file[pos + 7]]) as usize,
@@ -238,6 +284,11 @@ fn data_set(data: &[u8], explicit: bool, big: bool) -> Result<(), DicomError> {
         }
         let (len, header, vr) = if explicit {
             let vr = &data[pos + 4..pos + 6];
+            if !known_vr(vr) {
+                return Err(DicomError::Malformed(
+                    "an element has an unknown type".into(),
+                ));
+            }
             if short_vr(vr) {
                 (u32::from(u16_at(pos + 6)), 8, Some(vr))
             } else {
