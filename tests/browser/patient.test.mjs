@@ -103,25 +103,29 @@ test('idle: warning a minute before the end, "stay" keeps it, then it ends', asy
     // Before the first page loads, so the viewer's heartbeat timer is a fake one.
     await page.clock.install();
     await signInByLink(page, own.demo.patient_link, own.demo.password);
+    // Idle time counts from here on the server, in real seconds plus the offset.
+    let offset = 0;
+    let ref = { offset: 0, at: Date.now() };
+    const idleNow = () => (offset - ref.offset) + (Date.now() - ref.at) / 1000;
     await waitForViewerImages(page);
     const warning = page.locator('#idle-warning');
     assert.equal(await warning.isVisible(), false, 'no warning right after sign-in');
 
-    // Moves the server clock to `target` seconds ahead and lets one heartbeat run. The
-    // clock moves in steps under the server's 180 s liveness window, each followed by
-    // a beat, as it does in real life; one big jump would end the session as
-    // "tab gone" before idleness is ever looked at.
-    let offset = 0;
+    // Moves the server clock until the person has been idle `target` seconds (the
+    // real seconds the test itself takes count too, so a slow machine cannot push
+    // the session past its end) and lets a heartbeat run after each step. The clock
+    // moves in 120 s steps under the server's 180 s liveness window, as in real life; one
+    // big jump would end the session as "tab gone" before idleness is looked at.
     const beats = [];
     async function idleTo(target) {
-      while (offset < target) {
-        offset = Math.min(target, offset + 150);
+      while (idleNow() < target - 1) {
+        offset = Math.round(offset + Math.min(120, target - idleNow()));
         writeFileSync(offsetFile, String(offset));
         const beat = page.waitForResponse((r) => r.url().endsWith('/view/api/heartbeat'), { timeout: 15000 });
         await page.clock.runFor(61_000);
         const res = await beat;
         beats.push({ offset, status: res.status(), active: res.request().headers()['x-active'] });
-        if (res.status() !== 200) return res;
+        if (res.status() !== 200) return `beat at offset ${offset} answered ${res.status()}; beats ${JSON.stringify(beats)}`;
       }
       return null;
     }
@@ -135,6 +139,7 @@ test('idle: warning a minute before the end, "stay" keeps it, then it ends', asy
 
     // "Stay" is input: it sends an active beat at once and the warning goes.
     const stayBeat = page.waitForResponse((r) => r.url().endsWith('/view/api/heartbeat'));
+    ref = { offset, at: Date.now() };
     await page.click('#stay');
     const stayed = await stayBeat;
     assert.equal(stayed.status(), 200);
@@ -142,10 +147,10 @@ test('idle: warning a minute before the end, "stay" keeps it, then it ends', asy
     await warning.waitFor({ state: 'hidden' });
 
     // The idle clock now restarts at the server's time of the click.
-    const base = offset;
-    assert.equal(await idleTo(base + 12 * 60), null, 'stay gave a fresh 15 minutes');
+    const base = ref.offset;
+    assert.equal(await idleTo(12 * 60), null, 'stay gave a fresh 15 minutes');
     assert.equal(await warning.isVisible(), false, 'no warning two minutes before the end');
-    assert.equal(await idleTo(base + 14 * 60 + 5), null);
+    assert.equal(await idleTo(14 * 60 + 5), null);
     await warning.waitFor({ state: 'visible' });
 
     // Past the idle end: the next beat is refused and the page leaves the study.
