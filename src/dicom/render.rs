@@ -217,6 +217,25 @@ fn samples<'a>(
             return Err(DicomError::Malformed("the RLE header is damaged".into()));
         }
     }
+    if ts.starts_with("1.2.840.10008.1.2.4.9") || ts.starts_with("1.2.840.10008.1.2.4.20") {
+        // The fragment that starts this frame: the first of a single-frame file, else
+        // the frame's own when there is one fragment per frame (otherwise the frame
+        // boundaries are not known here and the decoder is left to it).
+        let frames = int(obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1) as usize;
+        let fragments: &[Vec<u8>] = obj
+            .element(tags::PIXEL_DATA)
+            .ok()
+            .and_then(|e| e.value().fragments())
+            .unwrap_or(&[]);
+        let start = match (frames, fragments.len()) {
+            (1, _) => fragments.first(),
+            (n, m) if n == m => fragments.get(frame as usize),
+            _ => None,
+        };
+        if let Some(start) = start {
+            j2k_fits(start, (w, h))?;
+        }
+    }
     // The decoders index by what the file declares; a damaged file can make one
     // panic, which is caught here and reported like any undecodable frame.
     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -248,6 +267,37 @@ fn samples<'a>(
         planar: 0,
         big_endian: false,
     })
+}
+
+/// A JPEG 2000 codestream's own size (its SIZ marker) must not exceed the frame the
+/// file declares: the decoder allocates by the codestream, and a fuzzed file asked it
+/// for gigabytes that way.
+fn j2k_fits(fragment: &[u8], (w, h): (usize, usize)) -> Result<(), DicomError> {
+    let damaged = || DicomError::Malformed("the JPEG 2000 data does not fit the image".into());
+    // The codestream starts with SOC and SIZ, in a JP2 file after its boxes.
+    let head = &fragment[..fragment.len().min(4096)];
+    let at = head
+        .windows(4)
+        .position(|m| m == [0xFF, 0x4F, 0xFF, 0x51])
+        .ok_or_else(damaged)?;
+    let siz = head.get(at + 4..at + 4 + 38).ok_or_else(damaged)?;
+    let u32_at = |i: usize| {
+        u64::from(u32::from_be_bytes([
+            siz[i],
+            siz[i + 1],
+            siz[i + 2],
+            siz[i + 3],
+        ]))
+    };
+    // Lsiz(2) Rsiz(2) Xsiz Ysiz XOsiz YOsiz XTsiz YTsiz XTOsiz YTOsiz Csiz(2)
+    let (x, y, x0, y0) = (u32_at(4), u32_at(8), u32_at(12), u32_at(16));
+    let components = u16::from_be_bytes([siz[36], siz[37]]);
+    let fits = x >= x0
+        && y >= y0
+        && x - x0 <= w as u64
+        && y - y0 <= h as u64
+        && (1..=4).contains(&components);
+    if fits { Ok(()) } else { Err(damaged()) }
 }
 
 fn short_pixel_data() -> DicomError {
