@@ -40,47 +40,12 @@ fn short_vr(vr: &[u8]) -> bool {
     )
 }
 
-/// The value representations of the standard (PS3.5 6.2). The parser reads others
-/// in its own lenient way, and a fuzzed file used that to make it read a different
-/// structure than this walk sees; so an explicit VR must be one of these.
+/// One of the standard's value representations (PS3.5 6.2), as dicom-core knows
+/// them. The parser reads others in its own lenient way, and a fuzzed file used that
+/// to make it read a different structure than this walk sees; so an explicit VR must
+/// be one of these.
 fn known_vr(vr: &[u8]) -> bool {
-    matches!(
-        vr,
-        b"AE"
-            | b"AS"
-            | b"AT"
-            | b"CS"
-            | b"DA"
-            | b"DS"
-            | b"DT"
-            | b"FL"
-            | b"FD"
-            | b"IS"
-            | b"LO"
-            | b"LT"
-            | b"OB"
-            | b"OD"
-            | b"OF"
-            | b"OL"
-            | b"OV"
-            | b"OW"
-            | b"PN"
-            | b"SH"
-            | b"SL"
-            | b"SQ"
-            | b"SS"
-            | b"ST"
-            | b"SV"
-            | b"TM"
-            | b"UC"
-            | b"UI"
-            | b"UL"
-            | b"UN"
-            | b"UR"
-            | b"US"
-            | b"UT"
-            | b"UV"
-    )
+    matches!(vr, [a, b] if VR::from_binary([*a, *b]).is_some())
 }
 
 /// Bytes per value of the binary VRs. The parser reads whole values only, so a

@@ -264,15 +264,7 @@ async fn a_jpeg_2000_study_is_seen_through_the_viewer() {
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "image/png");
     let png = res.bytes().await.expect("png");
-    let decoded = {
-        let mut reader = png::Decoder::new(std::io::Cursor::new(png.to_vec()))
-            .read_info()
-            .expect("png");
-        let mut buf = vec![0; reader.output_buffer_size()];
-        let info = reader.next_frame(&mut buf).expect("frame");
-        buf.truncate(info.buffer_size());
-        buf
-    };
+    let decoded = png_pixels(&png);
     assert_eq!(decoded, render_frame(&native[0], 0).expect("native").pixels);
 }
 
