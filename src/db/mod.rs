@@ -225,6 +225,18 @@ impl Db {
         Ok((gate, tx))
     }
 
+    /// [`Db::begin_write`] for a transaction whose first statement writes: that
+    /// statement takes SQLite's write lock, so no statement is spent on taking it.
+    pub async fn begin_write_with_write(
+        &self,
+    ) -> DbResult<(WriteGate, sqlx::Transaction<'static, sqlx::Any>)> {
+        let gate = match self.dialect {
+            Dialect::Sqlite => Some(self.write_gate.clone().lock_owned().await),
+            Dialect::Postgres => None,
+        };
+        Ok((gate, self.pool.begin().await?))
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }

@@ -123,6 +123,9 @@ pub struct NewInstance<'a> {
     pub frames: i64,
     /// JSON of [`crate::dicom::parse::ViewMeta`].
     pub view_meta: &'a str,
+    /// The first instance of its series in this upload: the study's list of
+    /// modalities is worked out again (the others of the series need not).
+    pub new_series: bool,
 }
 
 const SUMMARY_SELECT: &str =
@@ -323,16 +326,9 @@ impl Db {
         inst: &NewInstance<'_>,
         now: i64,
     ) -> DbResult<bool> {
-        let (_gate, mut tx) = self.begin_write().await?;
-        let exists = sqlx::query("SELECT id FROM instances WHERE study_id = $1 AND sop_uid = $2")
-            .bind(inst.study_id)
-            .bind(inst.sop_uid)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if exists.is_some() {
-            tx.rollback().await?;
-            return Ok(false);
-        }
+        // A file sent twice meets the instance's unique key and is rolled back,
+        // blob row included.
+        let (_gate, mut tx) = self.begin_write_with_write().await?;
         insert_blob(&mut tx, blob, now).await?;
         let inserted = sqlx::query(
             "INSERT INTO instances (id, study_id, series_id, sop_uid, sop_class_uid, instance_number,
@@ -359,21 +355,23 @@ impl Db {
             tx.rollback().await?;
             return Ok(false);
         }
-        let modalities = sqlx::query(
-            "SELECT DISTINCT modality FROM series WHERE study_id = $1 ORDER BY modality",
-        )
-        .bind(inst.study_id)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(|r| get_str(r, "modality"))
-        .collect::<DbResult<Vec<_>>>()?
-        .join(",");
-        sqlx::query("UPDATE studies SET modalities = $1 WHERE id = $2")
-            .bind(modalities)
+        if inst.new_series {
+            let modalities = sqlx::query(
+                "SELECT DISTINCT modality FROM series WHERE study_id = $1 ORDER BY modality",
+            )
             .bind(inst.study_id)
-            .execute(&mut *tx)
-            .await?;
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| get_str(r, "modality"))
+            .collect::<DbResult<Vec<_>>>()?
+            .join(",");
+            sqlx::query("UPDATE studies SET modalities = $1 WHERE id = $2")
+                .bind(modalities)
+                .bind(inst.study_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         if inst.rows > 0 {
             // Queued with the instance itself: a crash cannot lose the job.
             sqlx::query(

@@ -1,6 +1,7 @@
 //! DICOM: parse, validate, extract metadata, render frames, synthesise demo data.
 //! Bytes in, values out: no IO, so everything here can be fuzzed.
 
+mod jpegxl;
 mod lengths;
 pub mod parse;
 pub mod render;

@@ -1,5 +1,6 @@
 //! Renders one frame to 8-bit pixels: native or encapsulated (JPEG baseline,
-//! extended and lossless, JPEG 2000, RLE, JPEG XL, decoded by dicom-pixeldata),
+//! extended and lossless, JPEG 2000, RLE, decoded by dicom-pixeldata; JPEG XL by
+//! [`super::jpegxl`]),
 //! modality LUT (rescale), VOI window (from the file, or a robust automatic one),
 //! MONOCHROME1 inverted, RGB in either planar configuration, YBR_FULL and
 //! YBR_FULL_422, PALETTE COLOR. Anything else answers [`DicomError::Unsupported`].
@@ -145,8 +146,8 @@ struct Samples<'a> {
 }
 
 /// The frame's bytes: sliced from native pixel data, or decoded from an encapsulated
-/// transfer syntax (JPEG, JPEG 2000 and HTJ2K, RLE, JPEG XL, and JPEG-LS when built
-/// with the `jpeg-ls` feature) by dicom-pixeldata, which hands colour back as
+/// transfer syntax (JPEG, JPEG 2000 and HTJ2K, RLE, and JPEG-LS when built with the
+/// `jpeg-ls` feature, by dicom-pixeldata; JPEG XL by [`super::jpegxl`]), colour as
 /// interleaved RGB.
 fn samples<'a>(
     obj: &'a dicom_object::DefaultDicomObject,
@@ -200,6 +201,23 @@ fn samples<'a>(
             signed,
             planar: int(obj, tags::PLANAR_CONFIGURATION).unwrap_or(0),
             big_endian: ts == "1.2.840.10008.1.2.2",
+        });
+    }
+    if super::jpegxl::is_jpeg_xl(ts) {
+        let codestream = frame_fragment(obj, frame)?;
+        let bytes = super::jpegxl::decode(&codestream, (w, h), spp as usize, bits_alloc as usize)?;
+        if bytes.len() < w * h * spp as usize * (bits_alloc / 8) as usize {
+            return Err(short_pixel_data());
+        }
+        return Ok(Samples {
+            bytes: std::borrow::Cow::Owned(bytes),
+            photometric: if spp == 3 { "RGB".into() } else { photometric },
+            samples_per_pixel: spp,
+            bits_allocated: bits_alloc,
+            bits_stored,
+            signed,
+            planar: 0,
+            big_endian: false,
         });
     }
     use dicom_pixeldata::PixelDecoder;
@@ -267,6 +285,29 @@ fn samples<'a>(
         planar: 0,
         big_endian: false,
     })
+}
+
+/// The encapsulated data of one frame: its own fragment when there is one per frame,
+/// all fragments of a single-frame file joined.
+fn frame_fragment(
+    obj: &dicom_object::DefaultDicomObject,
+    frame: u32,
+) -> Result<std::borrow::Cow<'_, [u8]>, DicomError> {
+    let frames = int(obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1) as usize;
+    let fragments: &[Vec<u8>] = obj
+        .element(tags::PIXEL_DATA)
+        .ok()
+        .and_then(|e| e.value().fragments())
+        .ok_or(DicomError::Missing("PixelData"))?;
+    match (frames, fragments.len()) {
+        (_, 0) => Err(DicomError::Missing("PixelData")),
+        (1, 1) => Ok(std::borrow::Cow::Borrowed(&fragments[0])),
+        (1, _) => Ok(std::borrow::Cow::Owned(fragments.concat())),
+        (n, m) if n == m => Ok(std::borrow::Cow::Borrowed(&fragments[frame as usize])),
+        _ => Err(DicomError::Unsupported(
+            "frames spread over several fragments".into(),
+        )),
+    }
 }
 
 /// A JPEG 2000 codestream's own size (its SIZ marker) must not exceed the frame the

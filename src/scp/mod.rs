@@ -8,7 +8,6 @@ pub mod command;
 use crate::app::Services;
 use crate::audit::Actor;
 
-use bytes::Bytes;
 use command::Request;
 use dicom_ul::association::server::AccessControl;
 use dicom_ul::pdu::{
@@ -19,6 +18,12 @@ use std::sync::Arc;
 
 /// Largest instance taken over DICOM (same bound as a single upload).
 const MAX_INSTANCE_BYTES: usize = 512 * 1024 * 1024;
+/// The largest PDU a sender may send us: with dicom-ul's default (32 KiB) a CT slice
+/// comes in 16 PDUs, each read, parsed and copied on its own; with 256 KiB in 2–3.
+/// Each association's read buffer grows to at most this.
+const MAX_PDU_BYTES: u32 = 256 * 1024;
+/// A DIMSE command is a few hundred bytes; anything far larger is not one.
+const MAX_COMMAND_BYTES: usize = 64 * 1024;
 const VERIFICATION: &str = "1.2.840.10008.1.1";
 
 /// Storage SOP classes accepted: CT, MR, CR, DX (both), MG (both), US (single and
@@ -137,6 +142,7 @@ async fn association(
     let mut options = dicom_ul::association::server::ServerAssociationOptions::new()
         .ae_access_control(PracticeAes(table.clone()))
         .ae_title("LICHTKASTEN")
+        .max_pdu_length(MAX_PDU_BYTES)
         .with_abstract_syntax(VERIFICATION);
     for class in STORAGE_SOP_CLASSES {
         options = options.with_abstract_syntax(*class);
@@ -184,6 +190,39 @@ where
     outcome
 }
 
+/// An instance being received: the Part 10 file grows as its data arrives (made
+/// whole here, so it is never copied into a file afterwards).
+struct Incoming {
+    context_id: u8,
+    request: Request,
+    /// Preamble (zeros), `DICM`, the meta group made from the association, then the
+    /// data set as received; `None` when no file can be made of it.
+    file: Option<Vec<u8>>,
+    received: usize,
+}
+
+impl Incoming {
+    fn new(context_id: u8, request: Request, transfer_syntax: &str) -> Incoming {
+        Incoming {
+            file: file_head(&request, transfer_syntax),
+            context_id,
+            request,
+            received: 0,
+        }
+    }
+
+    fn take(&mut self, data: &[u8]) -> anyhow::Result<()> {
+        self.received += data.len();
+        if self.received > MAX_INSTANCE_BYTES {
+            anyhow::bail!("instance larger than the limit");
+        }
+        if let Some(file) = self.file.as_mut() {
+            file.extend_from_slice(data);
+        }
+        Ok(())
+    }
+}
+
 /// Answers the association's commands until it is released or aborted.
 async fn exchange<S>(
     assoc: &mut dicom_ul::association::server::AsyncServerAssociation<S>,
@@ -194,8 +233,7 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
 {
     let mut command_bytes = Vec::new();
-    let mut data_bytes = Vec::new();
-    let mut pending: Option<(u8, Request)> = None;
+    let mut incoming: Option<Incoming> = None;
     loop {
         match assoc.receive().await? {
             Pdu::PData { data } => {
@@ -204,13 +242,18 @@ where
                     match pdv.value_type {
                         PDataValueType::Command => {
                             command_bytes.extend_from_slice(&pdv.data);
+                            if command_bytes.len() > MAX_COMMAND_BYTES {
+                                anyhow::bail!("command larger than the limit");
+                            }
                             if !pdv.is_last {
                                 continue;
                             }
                             let request = command::read(&std::mem::take(&mut command_bytes))
                                 .ok_or_else(|| anyhow::anyhow!("unreadable command"))?;
                             if request.has_data_set {
-                                pending = Some((ctx_id, request));
+                                let transfer_syntax =
+                                    contexts.get(&ctx_id).map_or("", String::as_str);
+                                incoming = Some(Incoming::new(ctx_id, request, transfer_syntax));
                                 continue;
                             }
                             let status = if request.command_field == command::C_ECHO_RQ {
@@ -221,31 +264,18 @@ where
                             respond(assoc, ctx_id, &request, status).await?;
                         }
                         PDataValueType::Data => {
-                            if data_bytes.len() + pdv.data.len() > MAX_INSTANCE_BYTES {
-                                anyhow::bail!("instance larger than the limit");
-                            }
-                            data_bytes.extend_from_slice(&pdv.data);
+                            let Some(current) = incoming.as_mut() else {
+                                anyhow::bail!("data set without a command");
+                            };
+                            current.take(&pdv.data)?;
                             if !pdv.is_last {
                                 continue;
                             }
-                            let Some((cmd_ctx, request)) = pending.take() else {
-                                anyhow::bail!("data set without a command");
+                            let Some(done) = incoming.take() else {
+                                continue;
                             };
-                            let transfer_syntax =
-                                contexts.get(&cmd_ctx).cloned().unwrap_or_default();
-                            let status = if request.command_field != command::C_STORE_RQ {
-                                command::STATUS_CANNOT_UNDERSTAND
-                            } else {
-                                store(
-                                    intake,
-                                    &request,
-                                    &transfer_syntax,
-                                    std::mem::take(&mut data_bytes),
-                                )
-                                .await
-                            };
-                            data_bytes.clear();
-                            respond(assoc, cmd_ctx, &request, status).await?;
+                            let status = store(intake, &done.request, done.file).await;
+                            respond(assoc, done.context_id, &done.request, status).await?;
                         }
                     }
                 }
@@ -282,33 +312,38 @@ where
     Ok(())
 }
 
-/// One received instance: made a Part 10 file (its meta from the association) and
-/// ingested like an upload. Returns the DIMSE status.
-async fn store(
-    intake: &mut crate::studies::ingest::Intake,
-    request: &Request,
-    transfer_syntax: &str,
-    data_set: Vec<u8>,
-) -> u16 {
-    if !STORAGE_SOP_CLASSES.contains(&request.sop_class_uid.as_str()) {
-        return command::STATUS_SOP_CLASS_NOT_SUPPORTED;
-    }
+/// The start of the Part 10 file an instance becomes: a zeroed preamble, `DICM` and
+/// a meta group made from the command and the association's transfer syntax.
+fn file_head(request: &Request, transfer_syntax: &str) -> Option<Vec<u8>> {
     let meta = dicom_object::meta::FileMetaTableBuilder::new()
         .transfer_syntax(transfer_syntax)
         .media_storage_sop_class_uid(request.sop_class_uid.as_str())
         .media_storage_sop_instance_uid(request.sop_instance_uid.as_str())
-        .build();
-    let Ok(meta) = meta else {
-        return command::STATUS_CANNOT_UNDERSTAND;
-    };
+        .build()
+        .ok()?;
     let mut file = vec![0u8; 128];
     file.extend_from_slice(b"DICM");
-    if meta.write(&mut file).is_err() {
+    meta.write(&mut file).ok()?;
+    Some(file)
+}
+
+/// One received instance, ingested like an upload. Returns the DIMSE status.
+async fn store(
+    intake: &mut crate::studies::ingest::Intake,
+    request: &Request,
+    file: Option<Vec<u8>>,
+) -> u16 {
+    if request.command_field != command::C_STORE_RQ {
         return command::STATUS_CANNOT_UNDERSTAND;
     }
-    file.extend(data_set);
+    if !STORAGE_SOP_CLASSES.contains(&request.sop_class_uid.as_str()) {
+        return command::STATUS_SOP_CLASS_NOT_SUPPORTED;
+    }
+    let Some(file) = file else {
+        return command::STATUS_CANNOT_UNDERSTAND;
+    };
     use crate::studies::ingest::FileOutcome;
-    match intake.store("instance", Bytes::from(file)).await {
+    match intake.store_file("instance", file).await {
         Ok(FileOutcome::Stored { .. } | FileOutcome::Duplicate { .. }) => command::STATUS_SUCCESS,
         Ok(FileOutcome::Rejected(code)) => match code {
             "patient_mismatch" => command::STATUS_DATASET_MISMATCH,

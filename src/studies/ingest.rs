@@ -107,6 +107,7 @@ struct StoreJob {
     study_uid: String,
     dek: Key32,
     series_id: String,
+    new_series: bool,
     parsed: ParsedInstance,
     bytes: Bytes,
 }
@@ -207,6 +208,27 @@ impl Intake {
     /// fail; everything about the file itself is an outcome.
     pub async fn store(&mut self, name: &str, bytes: Bytes) -> Result<FileOutcome, StudyError> {
         let ticket = self.submit(name, bytes).await?;
+        self.outcome_of(ticket).await
+    }
+
+    /// [`Intake::store`] for a file in a buffer of its own: one with a zeroed
+    /// preamble (the DICOM door makes them so) is stored without another copy.
+    pub async fn store_file(
+        &mut self,
+        name: &str,
+        file: Vec<u8>,
+    ) -> Result<FileOutcome, StudyError> {
+        let as_stored =
+            file.len() >= 132 && file[128..132] == *b"DICM" && file[..128].iter().all(|&b| b == 0);
+        let ticket = if as_stored {
+            self.submit_normalized(name, file).await?
+        } else {
+            self.submit(name, Bytes::from(file)).await?
+        };
+        self.outcome_of(ticket).await
+    }
+
+    async fn outcome_of(&mut self, ticket: usize) -> Result<FileOutcome, StudyError> {
         self.drain().await?;
         Ok(self.outcomes[ticket]
             .clone()
@@ -217,22 +239,38 @@ impl Intake {
     /// Returns its number for [`IngestReport::outcome`]. Waits while as many files
     /// as allowed are being stored.
     pub async fn submit(&mut self, name: &str, bytes: Bytes) -> Result<usize, StudyError> {
-        let ticket = self.outcomes.len();
-        self.outcomes.push(None);
         if self
             .quota_left
             .is_some_and(|left| bytes.len() as u64 > left)
         {
+            let ticket = self.new_ticket();
             return Ok(self.over_quota(ticket, name));
         }
-        let normalized = match normalize_preamble(&bytes) {
-            Ok(b) => b,
-            Err(e) => {
-                self.rejected_with(ticket, name, e.code(), &e.public_message());
-                return Ok(ticket);
+        match normalize_preamble(&bytes) {
+            Ok(normalized) => {
+                drop(bytes);
+                self.submit_normalized(name, normalized).await
             }
-        };
-        drop(bytes);
+            Err(e) => {
+                let ticket = self.new_ticket();
+                self.rejected_with(ticket, name, e.code(), &e.public_message());
+                Ok(ticket)
+            }
+        }
+    }
+
+    fn new_ticket(&mut self) -> usize {
+        self.outcomes.push(None);
+        self.outcomes.len() - 1
+    }
+
+    /// [`Intake::submit`] for a file with a zeroed preamble.
+    async fn submit_normalized(
+        &mut self,
+        name: &str,
+        normalized: Vec<u8>,
+    ) -> Result<usize, StudyError> {
+        let ticket = self.new_ticket();
         // What is stored, reserved and given back: the file with its preamble.
         let size = normalized.len() as u64;
         if self.quota_left.is_some_and(|left| size > left) {
@@ -277,7 +315,7 @@ impl Intake {
             Ok(false) => {}
             Err(e) => return Ok(self.failed_now(ticket, name, e.into())),
         }
-        let series_id = match self.series_of(&parsed).await {
+        let (series_id, new_series) = match self.series_of(&parsed).await {
             Ok(s) => s,
             Err(e) => {
                 // The study may have been deleted meanwhile: look it up afresh next time.
@@ -302,6 +340,7 @@ impl Intake {
             study_uid: parsed.study_uid.clone(),
             dek,
             series_id,
+            new_series,
             parsed,
             bytes: Bytes::from(normalized),
         };
@@ -571,15 +610,16 @@ impl Intake {
         Ok(())
     }
 
-    /// The file's series, created on first sight.
-    async fn series_of(&mut self, p: &ParsedInstance) -> Result<String, StudyError> {
+    /// The file's series, created on first sight; and whether this is its first
+    /// file in this intake.
+    async fn series_of(&mut self, p: &ParsedInstance) -> Result<(String, bool), StudyError> {
         let svc = self.svc.clone();
         let study = self
             .known
             .get_mut(&p.study_uid)
             .ok_or(StudyError::NotFound)?;
         if let Some(id) = study.series.get(&p.series_uid) {
-            return Ok(id.clone());
+            return Ok((id.clone(), false));
         }
         let id = svc
             .db
@@ -593,9 +633,13 @@ impl Intake {
             )
             .await?;
         study.series.insert(p.series_uid.clone(), id.clone());
-        Ok(id)
+        Ok((id, true))
     }
 }
+
+/// Files up to this size are hashed on the storing task (about 0.6 ms per MiB),
+/// larger ones on a blocking thread.
+const HASH_INLINE_BYTES: usize = 2 << 20;
 
 /// Stores one checked file: its object first (encrypted, synced), then its record,
 /// so a study never lists an instance whose bytes are not there.
@@ -603,18 +647,34 @@ async fn store_job(svc: &Services, practice_id: &str, actor: &Actor, job: StoreJ
     let p = &job.parsed;
     let blob_id = new_id(&mut rand::rngs::OsRng);
     let key = object_key(&blob_id);
-    let sha = hex::encode(Sha256::digest(&job.bytes));
     let ctx = ObjectContext {
         study_id: &job.study_id,
         object_id: &blob_id,
     };
-    let report = match svc
-        .blobs
-        .put(&key, &job.dek, ctx, once(job.bytes.clone()))
-        .await
-    {
+    // The checksum is worked out on another core while the object is encrypted and
+    // written: both read the same bytes, neither waits for the other.
+    let bytes = job.bytes.clone();
+    let hashing = async move {
+        if bytes.len() <= HASH_INLINE_BYTES {
+            // Hashed on this task once the write below has gone to its thread: it
+            // fills the wait for the disk's sync without another thread hop.
+            tokio::task::yield_now().await;
+            Ok(hex::encode(Sha256::digest(&bytes)))
+        } else {
+            tokio::task::spawn_blocking(move || hex::encode(Sha256::digest(&bytes))).await
+        }
+    };
+    let (hashed, put) = tokio::join!(
+        hashing,
+        svc.blobs.put(&key, &job.dek, ctx, once(job.bytes.clone()))
+    );
+    let report = match put {
         Ok(r) => r,
         Err(e) => return Stored::Failed(e.into()),
+    };
+    let Ok(sha) = hashed else {
+        let _ = svc.blobs.delete(&key).await;
+        return Stored::Failed(StudyError::Integrity);
     };
     let view_meta = match serde_json::to_string(&p.view) {
         Ok(v) => v,
@@ -644,6 +704,7 @@ async fn store_job(svc: &Services, practice_id: &str, actor: &Actor, job: StoreJ
                 columns: p.columns,
                 frames: p.frames,
                 view_meta: &view_meta,
+                new_series: job.new_series,
             },
             svc.clock.now(),
         )

@@ -1,6 +1,6 @@
 //! Compressed transfer syntaxes render like the native original: the files are made
 //! by tools we did not write (dcmtk's dcmcjpeg/dcmcjpls/dcmcrle/dcmconv, gdcm's gdcmconv,
-//! OpenJPH's ojph_compress for High-Throughput JPEG 2000) from
+//! OpenJPH's ojph_compress for High-Throughput JPEG 2000, libjxl's cjxl for JPEG XL) from
 //! a generated CT slice and an RGB capture. Lossless syntaxes must give the same
 //! pixels; lossy ones stay within a stated mean absolute difference.
 
@@ -10,6 +10,8 @@ use std::process::Command;
 
 /// Wraps an OpenJPH codestream into a DICOM file (no DICOM tool writes HTJ2K yet).
 const HTJ2K_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/htj2k.py");
+/// Wraps a libjxl codestream into a DICOM file (no DICOM tool writes JPEG XL yet).
+const JPEG_XL_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/jpegxl.py");
 
 fn tools_present() -> bool {
     let ok = [
@@ -19,10 +21,11 @@ fn tools_present() -> bool {
         "gdcmconv",
         "dcmcjpls",
         "ojph_compress",
+        "cjxl",
     ]
     .iter()
     .all(|t| Command::new(t).arg("--version").output().is_ok())
-        // htj2k.py wraps the HTJ2K codestream with pydicom.
+        // htj2k.py and jpegxl.py wrap their codestreams with pydicom.
         && Command::new("python3")
             .args(["-c", "import pydicom, numpy"])
             .status()
@@ -126,6 +129,14 @@ fn every_decodable_syntax_renders_like_the_original() {
             0.0,
         ),
         (
+            "python3",
+            &[JPEG_XL_SCRIPT],
+            &ct,
+            &ct_ref,
+            "1.2.840.10008.1.2.4.110",
+            0.0,
+        ),
+        (
             "dcmcjpeg",
             &["+eb"],
             &rgb,
@@ -148,6 +159,14 @@ fn every_decodable_syntax_renders_like_the_original() {
             &rgb,
             &rgb_ref,
             "1.2.840.10008.1.2.4.201",
+            0.0,
+        ),
+        (
+            "python3",
+            &[JPEG_XL_SCRIPT],
+            &rgb,
+            &rgb_ref,
+            "1.2.840.10008.1.2.4.110",
             0.0,
         ),
     ];
@@ -201,6 +220,35 @@ fn every_decodable_syntax_renders_like_the_original() {
             diff <= *tolerance,
             "{tool} {args:?} ({syntax}): mean abs difference {diff:.3} > {tolerance}"
         );
+    }
+    // A JPEG XL codestream larger than the frame the file declares is refused before
+    // it is decoded (the decoder would allocate by the codestream).
+    let jxl = convert(
+        "python3",
+        &[JPEG_XL_SCRIPT],
+        &ct,
+        &dir.path().join("ct.jxl.dcm"),
+    );
+    let mut obj = dicom_object::OpenFileOptions::new()
+        .from_reader(&jxl[128..])
+        .expect("JPEG XL file");
+    for tag in [
+        dicom_dictionary_std::tags::ROWS,
+        dicom_dictionary_std::tags::COLUMNS,
+    ] {
+        obj.put(dicom_object::mem::InMemElement::new(
+            tag,
+            dicom_core::VR::US,
+            dicom_core::PrimitiveValue::from(64_u16),
+        ));
+    }
+    let mut shrunk = Vec::new();
+    obj.write_all(&mut shrunk).expect("write");
+    match render_frame(&shrunk[..], 0) {
+        Err(lichtkasten::dicom::DicomError::Malformed(m)) => {
+            assert!(m.contains("does not fit"), "{m}")
+        }
+        other => panic!("expected Malformed, got {:?}", other.map(|r| r.width)),
     }
     for (tool, args, source) in unsupported {
         let out = dir.path().join("unsupported.dcm");

@@ -17,6 +17,7 @@ const SCRIPT: &str = concat!(
     "/tests/corpus/reference_render.py"
 );
 const HTJ2K_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/htj2k.py");
+const JPEG_XL_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/jpegxl.py");
 
 fn tools_present() -> bool {
     let python = Command::new("python3")
@@ -29,6 +30,7 @@ fn tools_present() -> bool {
         "dcmcrle",
         "gdcmconv",
         "ojph_compress",
+        "cjxl",
     ]
     .iter()
     .all(|t| Command::new(t).arg("--version").output().is_ok());
@@ -175,6 +177,8 @@ fn renders_match_independent_references() {
         let signed = name.starts_with("s16");
         if (grey && !name.contains("palette") && !signed) || name.starts_with("rgb") {
             lossless.push(("htj2k", "python3", vec![HTJ2K_SCRIPT]));
+            // JPEG XL has no signed samples and no palette.
+            lossless.push(("jxl", "python3", vec![JPEG_XL_SCRIPT]));
         }
         for (label, tool, args) in lossless {
             let out = dir.path().join(format!("{name}.{label}.dcm"));
