@@ -205,7 +205,12 @@ fn samples<'a>(
     }
     if super::jpegxl::is_jpeg_xl(ts) {
         let codestream = frame_fragment(obj, frame)?;
-        let bytes = super::jpegxl::decode(&codestream, (w, h), spp as usize, bits_alloc as usize)?;
+        // As with the other decoders: a damaged file that makes it panic is a file
+        // that cannot be decoded.
+        let bytes = std::panic::catch_unwind(|| {
+            super::jpegxl::decode(&codestream, (w, h), spp as usize, bits_alloc as usize)
+        })
+        .map_err(|_| DicomError::Malformed("the pixel data cannot be decoded".into()))??;
         if bytes.len() < w * h * spp as usize * (bits_alloc / 8) as usize {
             return Err(short_pixel_data());
         }
