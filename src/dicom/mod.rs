@@ -1,6 +1,7 @@
 //! DICOM: parse, validate, extract metadata, render frames, synthesise demo data.
 //! Bytes in, values out: no IO, so everything here can be fuzzed.
 
+mod jpeg12;
 mod jpegxl;
 mod lengths;
 pub mod parse;

@@ -1,6 +1,6 @@
 //! Renders one frame to 8-bit pixels: native or encapsulated (JPEG baseline,
 //! extended and lossless, JPEG 2000, RLE, decoded by dicom-pixeldata; JPEG XL by
-//! [`super::jpegxl`]),
+//! [`super::jpegxl`], 12-bit JPEG extended by [`super::jpeg12`]),
 //! modality LUT (rescale), VOI window (from the file, or a robust automatic one),
 //! MONOCHROME1 inverted, RGB in either planar configuration, YBR_FULL and
 //! YBR_FULL_422, PALETTE COLOR. Anything else answers [`DicomError::Unsupported`].
@@ -225,6 +225,23 @@ fn samples<'a>(
             big_endian: false,
         });
     }
+    if ts == "1.2.840.10008.1.2.4.51" && spp == 1 && bits_alloc == 16 {
+        let jpeg = frame_fragment(obj, frame)?;
+        if super::jpeg12::is_twelve_bit(&jpeg) {
+            let bytes = std::panic::catch_unwind(|| super::jpeg12::decode(&jpeg, (w, h)))
+                .map_err(|_| DicomError::Malformed("the pixel data cannot be decoded".into()))??;
+            return Ok(Samples {
+                bytes: std::borrow::Cow::Owned(bytes),
+                photometric,
+                samples_per_pixel: spp,
+                bits_allocated: bits_alloc,
+                bits_stored,
+                signed,
+                planar: 0,
+                big_endian: false,
+            });
+        }
+    }
     use dicom_pixeldata::PixelDecoder;
     if ts == "1.2.840.10008.1.2.5" {
         // The RLE decoder sizes its segment table by the header's count: at most
@@ -435,7 +452,6 @@ fn render_full(
             // 2^16) and each pixel is a table look-up: no per-pixel arithmetic and
             // no copy of the image in floating point.
             let bits = s.bits_stored as u32;
-            let raw = raw_samples(frame_bytes, bpp, bits, s.big_endian);
             let slope = float(obj, tags::RESCALE_SLOPE).unwrap_or(1.0);
             let intercept = float(obj, tags::RESCALE_INTERCEPT).unwrap_or(0.0);
             let signed = s.signed;
@@ -456,7 +472,14 @@ fn render_full(
             let window = window_override
                 .filter(|(c, w)| *w >= 1.0 && c.is_finite() && w.is_finite())
                 .or(file_window)
-                .unwrap_or_else(|| auto_window(&histogram(&raw, bits), modality));
+                .unwrap_or_else(|| match voi_lut {
+                    // The VOI LUT maps the values; no window is used.
+                    Some(_) => (0.0, 1.0),
+                    None => {
+                        let raw = raw_samples(frame_bytes, bpp, bits, s.big_endian);
+                        auto_window(&histogram(&raw, bits), modality)
+                    }
+                });
             let invert = s.photometric == "MONOCHROME1";
             let table: Vec<u8> = (0..1usize << bits)
                 .map(|r| {
@@ -468,7 +491,7 @@ fn render_full(
                     if invert { 255 - g } else { g }
                 })
                 .collect();
-            let pixels = raw.iter().map(|&r| table[usize::from(r)]).collect();
+            let pixels = map_through(frame_bytes, bpp, bits, s.big_endian, &table);
             Ok(Rendered {
                 width: w as u32,
                 height: h as u32,
@@ -711,6 +734,30 @@ fn raw_samples(bytes: &[u8], bpp: usize, bits_stored: u32, big_endian: bool) -> 
         (_, true) => bytes
             .chunks_exact(2)
             .map(|c| u16::from_be_bytes([c[0], c[1]]) & mask)
+            .collect(),
+    }
+}
+
+/// Each sample's stored bits looked up in `table` (an entry per possible stored
+/// value), straight from the frame's bytes.
+fn map_through(
+    bytes: &[u8],
+    bpp: usize,
+    bits_stored: u32,
+    big_endian: bool,
+    table: &[u8],
+) -> Vec<u8> {
+    let mask = ((1u32 << bits_stored) - 1) as u16;
+    let look_up = |r: u16| table[usize::from(r & mask)];
+    match (bpp, big_endian) {
+        (1, _) => bytes.iter().map(|&b| look_up(u16::from(b))).collect(),
+        (_, false) => bytes
+            .chunks_exact(2)
+            .map(|c| look_up(u16::from_le_bytes([c[0], c[1]])))
+            .collect(),
+        (_, true) => bytes
+            .chunks_exact(2)
+            .map(|c| look_up(u16::from_be_bytes([c[0], c[1]])))
             .collect(),
     }
 }

@@ -16,6 +16,7 @@ const JPEG_XL_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus/
 fn tools_present() -> bool {
     let ok = [
         "dcmcjpeg",
+        "dcmdjpeg",
         "dcmcrle",
         "dcmconv",
         "gdcmconv",
@@ -200,10 +201,9 @@ fn every_decodable_syntax_renders_like_the_original() {
             0.5,
         ),
     ];
-    // Not decodable: 12-bit JPEG extended (the JPEG decoder reads 8-bit and lossless
-    // only), and JPEG-LS without the `jpeg-ls` feature. A clear refusal, not a panic
-    // or a wrong image.
-    let mut unsupported: Vec<(&str, &[&str], &Path)> = vec![("dcmcjpeg", &["+ee"], &ct)];
+    // Not decodable: JPEG-LS without the `jpeg-ls` feature. A clear refusal, not a
+    // panic or a wrong image.
+    let mut unsupported: Vec<(&str, &[&str], &Path)> = Vec::new();
     if cfg!(feature = "jpeg-ls") {
         cases.extend(jpeg_ls);
     } else {
@@ -221,6 +221,28 @@ fn every_decodable_syntax_renders_like_the_original() {
             "{tool} {args:?} ({syntax}): mean abs difference {diff:.3} > {tolerance}"
         );
     }
+    // 12-bit JPEG extended (our own decoder): as dcmtk's decoder reads the same file,
+    // up to rounding in the inverse DCT, and close to the lossless original.
+    let twelve = convert("dcmcjpeg", &["+ee"], &ct, &dir.path().join("ct.ee.dcm"));
+    assert_eq!(transfer_syntax(&twelve), "1.2.840.10008.1.2.4.51");
+    let by_dcmtk = convert(
+        "dcmdjpeg",
+        &[],
+        &dir.path().join("ct.ee.dcm"),
+        &dir.path().join("ct.ee.native.dcm"),
+    );
+    let ours = render_frame(&twelve, 0).expect("12-bit JPEG renders");
+    let theirs = render_frame(&by_dcmtk, 0).expect("dcmtk's decoding renders");
+    let against_dcmtk = mean_abs_diff(&theirs, &ours);
+    let against_original = mean_abs_diff(&ct_ref, &ours);
+    assert!(
+        against_dcmtk <= 0.05,
+        "12-bit JPEG vs dcmdjpeg: {against_dcmtk:.3}"
+    );
+    assert!(
+        against_original <= 1.0,
+        "12-bit JPEG vs original: {against_original:.3}"
+    );
     // A JPEG XL codestream larger than the frame the file declares is refused before
     // it is decoded (the decoder would allocate by the codestream).
     let jxl = convert(
