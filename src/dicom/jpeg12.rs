@@ -257,7 +257,7 @@ pub fn decode(jpeg: &[u8], (w, h): (usize, usize)) -> Result<Vec<u8>, DicomError
             }
             0xDA => {
                 let (fw, fh, q) = frame.ok_or_else(|| damaged("scan before frame"))?;
-                if body.len() < 2 || body[0] != 1 {
+                if body.len() < 3 || body[0] != 1 {
                     return Err(damaged("SOS"));
                 }
                 let (dc, ac) = (usize::from(body[2] >> 4), usize::from(body[2] & 15));
@@ -315,8 +315,9 @@ fn scan(
         if t > 15 {
             return Err(damaged("DC difference"));
         }
-        pred += extend(bits.bits(t), t);
-        coef[0] = pred * i32::from(quant[0]);
+        // Real data stays far inside these bounds; damaged data must not overflow.
+        pred = (pred + extend(bits.bits(t), t)).clamp(-(1 << 20), 1 << 20);
+        coef[0] = pred.saturating_mul(i32::from(quant[0]));
         let mut k = 1;
         while k < 64 {
             let rs = bits.decode(ac)?;
@@ -332,7 +333,7 @@ fn scan(
             if k > 63 {
                 return Err(damaged("AC run"));
             }
-            coef[ZIGZAG[k]] = extend(bits.bits(s), s) * i32::from(quant[k]);
+            coef[ZIGZAG[k]] = extend(bits.bits(s), s).saturating_mul(i32::from(quant[k]));
             k += 1;
         }
         idct(&coef, &mut block);
@@ -388,6 +389,59 @@ fn idct(coef: &[i32; 64], out: &mut [f32; 64]) {
     for y in 0..8 {
         for x in 0..8 {
             out[y * 8 + x] = (0..8).map(|v| table[y][v] * tmp[v * 8 + x]).sum();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JPEG stream of a 16×16 CT slice made by dcmtk's `dcmcjpeg +ee` (a fuzz seed).
+    fn sample() -> &'static [u8] {
+        let file: &'static [u8] = include_bytes!("../../fuzz/seeds/dicom/ct-jpeg12.dcm");
+        let start = file
+            .windows(3)
+            .position(|w| w == [0xFF, 0xD8, 0xFF])
+            .expect("a JPEG stream");
+        let end = file
+            .windows(2)
+            .rposition(|w| w == [0xFF, 0xD9])
+            .expect("EOI");
+        &file[start..end + 2]
+    }
+
+    #[test]
+    fn a_dcmtk_stream_decodes_to_twelve_bit_samples() {
+        let jpeg = sample();
+        assert!(is_twelve_bit(jpeg));
+        let out = decode(jpeg, (16, 16)).expect("decodes");
+        assert_eq!(out.len(), 16 * 16 * 2);
+        let values: Vec<u16> = out
+            .chunks_exact(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        assert!(values.iter().all(|&v| v <= 4095));
+        assert!(values.iter().any(|&v| v != values[0]), "not a flat image");
+    }
+
+    #[test]
+    fn damaged_streams_are_refused_without_panicking() {
+        let jpeg = sample();
+        assert!(matches!(
+            decode(jpeg, (32, 16)),
+            Err(DicomError::Malformed(m)) if m.contains("not the image's")
+        ));
+        assert!(decode(&jpeg[2..], (16, 16)).is_err());
+        // Every cut-off point: refused, or decoded with the missing data as zeros.
+        for len in 0..jpeg.len() {
+            let _ = decode(&jpeg[..len], (16, 16));
+        }
+        // Every single flipped byte in the headers.
+        for i in 2..jpeg.len().min(400) {
+            let mut bad = jpeg.to_vec();
+            bad[i] ^= 0xA5;
+            let _ = decode(&bad, (16, 16));
         }
     }
 }
