@@ -209,11 +209,7 @@ impl Db {
     pub async fn begin_write(
         &self,
     ) -> DbResult<(WriteGate, sqlx::Transaction<'static, sqlx::Any>)> {
-        let gate = match self.dialect {
-            Dialect::Sqlite => Some(self.write_gate.clone().lock_owned().await),
-            Dialect::Postgres => None,
-        };
-        let mut tx = self.pool.begin().await?;
+        let (gate, mut tx) = self.begin_write_with_write().await?;
         if self.dialect == Dialect::Sqlite {
             // Take the write lock now (like BEGIN IMMEDIATE): a transaction that first
             // reads and later writes could otherwise meet a writer outside the gate and

@@ -203,102 +203,37 @@ fn samples<'a>(
             big_endian: ts == "1.2.840.10008.1.2.2",
         });
     }
-    if super::jpegxl::is_jpeg_xl(ts) {
+    // The decoders index by what the file declares; a damaged file can make one
+    // panic, which is caught here and reported like any undecodable frame.
+    let undecodable = || DicomError::Malformed("the pixel data cannot be decoded".into());
+    // A 12-bit JPEG extended frame, which the library's JPEG decoder cannot read.
+    let twelve_bit_jpeg = if ts == "1.2.840.10008.1.2.4.51" && spp == 1 && bits_alloc == 16 {
+        let jpeg = frame_fragment(obj, frame)?;
+        super::jpeg12::is_twelve_bit(&jpeg).then_some(jpeg)
+    } else {
+        None
+    };
+    let (mut bytes, photometric) = if super::jpegxl::is_jpeg_xl(ts) {
         let codestream = frame_fragment(obj, frame)?;
-        // As with the other decoders: a damaged file that makes it panic is a file
-        // that cannot be decoded.
         let bytes = std::panic::catch_unwind(|| {
             super::jpegxl::decode(&codestream, (w, h), spp as usize, bits_alloc as usize)
         })
-        .map_err(|_| DicomError::Malformed("the pixel data cannot be decoded".into()))??;
-        if bytes.len() < w * h * spp as usize * (bits_alloc / 8) as usize {
-            return Err(short_pixel_data());
-        }
-        return Ok(Samples {
-            bytes: std::borrow::Cow::Owned(bytes),
-            photometric: if spp == 3 { "RGB".into() } else { photometric },
-            samples_per_pixel: spp,
-            bits_allocated: bits_alloc,
-            bits_stored,
-            signed,
-            planar: 0,
-            big_endian: false,
-        });
-    }
-    if ts == "1.2.840.10008.1.2.4.51" && spp == 1 && bits_alloc == 16 {
-        let jpeg = frame_fragment(obj, frame)?;
-        if super::jpeg12::is_twelve_bit(&jpeg) {
-            let bytes = std::panic::catch_unwind(|| super::jpeg12::decode(&jpeg, (w, h)))
-                .map_err(|_| DicomError::Malformed("the pixel data cannot be decoded".into()))??;
-            return Ok(Samples {
-                bytes: std::borrow::Cow::Owned(bytes),
-                photometric,
-                samples_per_pixel: spp,
-                bits_allocated: bits_alloc,
-                bits_stored,
-                signed,
-                planar: 0,
-                big_endian: false,
-            });
-        }
-    }
-    use dicom_pixeldata::PixelDecoder;
-    if ts == "1.2.840.10008.1.2.5" {
-        // The RLE decoder sizes its segment table by the header's count: at most
-        // 15 segments fit the 64-byte header the standard defines.
-        let fragment = obj.element(tags::PIXEL_DATA).ok().and_then(|e| {
-            e.value()
-                .fragments()
-                .and_then(|f| f.get(frame as usize).cloned())
-        });
-        let sane = fragment
-            .is_some_and(|f| f.len() >= 64 && u32::from_le_bytes([f[0], f[1], f[2], f[3]]) <= 15);
-        if !sane {
-            return Err(DicomError::Malformed("the RLE header is damaged".into()));
-        }
-    }
-    if ts.starts_with("1.2.840.10008.1.2.4.9") || ts.starts_with("1.2.840.10008.1.2.4.20") {
-        // The fragment that starts this frame: the first of a single-frame file, else
-        // the frame's own when there is one fragment per frame (otherwise the frame
-        // boundaries are not known here and the decoder is left to it).
-        let frames = int(obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1) as usize;
-        let fragments: &[Vec<u8>] = obj
-            .element(tags::PIXEL_DATA)
-            .ok()
-            .and_then(|e| e.value().fragments())
-            .unwrap_or(&[]);
-        let start = match (frames, fragments.len()) {
-            (1, _) => fragments.first(),
-            (n, m) if n == m => fragments.get(frame as usize),
-            _ => None,
-        };
-        if let Some(start) = start {
-            j2k_fits(start, (w, h))?;
-        }
-    }
-    // The decoders index by what the file declares; a damaged file can make one
-    // panic, which is caught here and reported like any undecodable frame.
-    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        obj.decode_pixel_data_frame(frame)
-    }))
-    .map_err(|_| DicomError::Malformed("the pixel data cannot be decoded".into()))?
-    .map_err(|e| DicomError::Unsupported(format!("transfer syntax {ts}: {e}")))?;
+        .map_err(|_| undecodable())??;
+        (bytes, if spp == 3 { "RGB".into() } else { photometric })
+    } else if let Some(jpeg) = twelve_bit_jpeg {
+        let bytes = std::panic::catch_unwind(|| super::jpeg12::decode(&jpeg, (w, h)))
+            .map_err(|_| undecodable())??;
+        (bytes, photometric)
+    } else {
+        decode_by_library(obj, ts, frame, (w, h), spp, photometric)?
+    };
     let expected = w * h * spp as usize * (bits_alloc / 8) as usize;
-    if decoded.data().len() < expected {
+    if bytes.len() < expected {
         return Err(short_pixel_data());
     }
-    // The decoding library calls every colour result RGB. JPEG decoders do turn YBR
-    // into RGB (and JPEG 2000 does for YBR_ICT/YBR_RCT), but RLE hands back the
-    // samples as stored, and so does JPEG 2000 for a file labelled YBR_FULL.
-    let rle = ts == "1.2.840.10008.1.2.5";
-    let j2k = ts.starts_with("1.2.840.10008.1.2.4.9") || ts.starts_with("1.2.840.10008.1.2.4.20");
-    let photometric = match spp {
-        3 if photometric == "YBR_FULL" && (rle || j2k) => photometric,
-        3 => "RGB".to_string(),
-        _ => photometric,
-    };
+    bytes.truncate(expected);
     Ok(Samples {
-        bytes: std::borrow::Cow::Owned(decoded.data()[..expected].to_vec()),
+        bytes: std::borrow::Cow::Owned(bytes),
         photometric,
         samples_per_pixel: spp,
         bits_allocated: bits_alloc,
@@ -309,18 +244,79 @@ fn samples<'a>(
     })
 }
 
+/// One frame decoded by dicom-pixeldata (JPEG, JPEG 2000 and HTJ2K, RLE, JPEG-LS),
+/// after the checks its decoders need, and the photometric interpretation of the
+/// result.
+fn decode_by_library(
+    obj: &dicom_object::DefaultDicomObject,
+    ts: &str,
+    frame: u32,
+    (w, h): (usize, usize),
+    spp: i64,
+    photometric: String,
+) -> Result<(Vec<u8>, String), DicomError> {
+    use dicom_pixeldata::PixelDecoder;
+    let (fragments, frames) = encapsulated(obj);
+    let rle = ts == "1.2.840.10008.1.2.5";
+    let j2k = ts.starts_with("1.2.840.10008.1.2.4.9") || ts.starts_with("1.2.840.10008.1.2.4.20");
+    if rle {
+        // The RLE decoder sizes its segment table by the header's count: at most
+        // 15 segments fit the 64-byte header the standard defines.
+        let sane = fragments
+            .get(frame as usize)
+            .is_some_and(|f| f.len() >= 64 && u32::from_le_bytes([f[0], f[1], f[2], f[3]]) <= 15);
+        if !sane {
+            return Err(DicomError::Malformed("the RLE header is damaged".into()));
+        }
+    }
+    if j2k {
+        // The fragment that starts this frame: the first of a single-frame file, else
+        // the frame's own when there is one fragment per frame (otherwise the frame
+        // boundaries are not known here and the decoder is left to it).
+        let start = match (frames, fragments.len()) {
+            (1, _) => fragments.first(),
+            (n, m) if n == m => fragments.get(frame as usize),
+            _ => None,
+        };
+        if let Some(start) = start {
+            j2k_fits(start, (w, h))?;
+        }
+    }
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        obj.decode_pixel_data_frame(frame)
+    }))
+    .map_err(|_| DicomError::Malformed("the pixel data cannot be decoded".into()))?
+    .map_err(|e| DicomError::Unsupported(format!("transfer syntax {ts}: {e}")))?;
+    // The decoding library calls every colour result RGB. JPEG decoders do turn YBR
+    // into RGB (and JPEG 2000 does for YBR_ICT/YBR_RCT), but RLE hands back the
+    // samples as stored, and so does JPEG 2000 for a file labelled YBR_FULL.
+    let photometric = match spp {
+        3 if photometric == "YBR_FULL" && (rle || j2k) => photometric,
+        3 => "RGB".to_string(),
+        _ => photometric,
+    };
+    Ok((decoded.data().to_vec(), photometric))
+}
+
+/// The fragments of encapsulated pixel data (none for native data) and the number
+/// of frames the file declares.
+fn encapsulated(obj: &dicom_object::DefaultDicomObject) -> (&[Vec<u8>], usize) {
+    let frames = int(obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1) as usize;
+    let fragments: &[Vec<u8>] = obj
+        .element(tags::PIXEL_DATA)
+        .ok()
+        .and_then(|e| e.value().fragments())
+        .unwrap_or(&[]);
+    (fragments, frames)
+}
+
 /// The encapsulated data of one frame: its own fragment when there is one per frame,
 /// all fragments of a single-frame file joined.
 fn frame_fragment(
     obj: &dicom_object::DefaultDicomObject,
     frame: u32,
 ) -> Result<std::borrow::Cow<'_, [u8]>, DicomError> {
-    let frames = int(obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1) as usize;
-    let fragments: &[Vec<u8>] = obj
-        .element(tags::PIXEL_DATA)
-        .ok()
-        .and_then(|e| e.value().fragments())
-        .ok_or(DicomError::Missing("PixelData"))?;
+    let (fragments, frames) = encapsulated(obj);
     match (frames, fragments.len()) {
         (_, 0) => Err(DicomError::Missing("PixelData")),
         (1, 1) => Ok(std::borrow::Cow::Borrowed(&fragments[0])),

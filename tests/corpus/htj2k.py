@@ -12,7 +12,7 @@ import tempfile
 
 import numpy as np
 import pydicom
-from pydicom.encaps import encapsulate
+from encapsulated import save_encapsulated
 from pydicom.uid import UID
 
 HTJ2K_LOSSLESS = UID("1.2.840.10008.1.2.4.201")
@@ -45,13 +45,7 @@ def main(source, target):
             stdout=subprocess.DEVNULL,
         )
         codestream = out.read_bytes()
-    ds.PixelData = encapsulate([codestream])
-    ds["PixelData"].VR = "OB"
-    ds["PixelData"].is_undefined_length = True
-    if samples > 1:
-        ds.PlanarConfiguration = 0
-    ds.file_meta.TransferSyntaxUID = HTJ2K_LOSSLESS
-    ds.save_as(target, enforce_file_format=True)
+    save_encapsulated(ds, codestream, HTJ2K_LOSSLESS, target)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import tempfile
 
 import numpy as np
 import pydicom
-from pydicom.encaps import encapsulate
+from encapsulated import save_encapsulated
 from pydicom._uid_dict import UID_dictionary
 from pydicom.uid import UID
 
@@ -59,13 +59,7 @@ def main(source, target):
             stderr=subprocess.DEVNULL,
         )
         codestream = out.read_bytes()
-    ds.PixelData = encapsulate([codestream])
-    ds["PixelData"].VR = "OB"
-    ds["PixelData"].is_undefined_length = True
-    if samples > 1:
-        ds.PlanarConfiguration = 0
-    ds.file_meta.TransferSyntaxUID = JPEG_XL_LOSSLESS
-    ds.save_as(target, enforce_file_format=True)
+    save_encapsulated(ds, codestream, JPEG_XL_LOSSLESS, target)
 
 
 if __name__ == "__main__":
