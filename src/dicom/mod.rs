@@ -2,6 +2,7 @@
 //! Bytes in, values out: no IO, so everything here can be fuzzed.
 
 mod jpeg12;
+mod jpeg_out;
 mod jpegxl;
 mod lengths;
 pub mod parse;

@@ -70,19 +70,13 @@ impl Rendered {
 
     /// Lossy, for previews and downloads; `quality` 1–100.
     pub fn to_jpeg(&self, quality: u8) -> Result<Vec<u8>, DicomError> {
-        let too_big = || DicomError::Unsupported("image too large for JPEG".into());
-        let width = u16::try_from(self.width).map_err(|_| too_big())?;
-        let height = u16::try_from(self.height).map_err(|_| too_big())?;
-        let color = if self.channels == 3 {
-            jpeg_encoder::ColorType::Rgb
-        } else {
-            jpeg_encoder::ColorType::Luma
-        };
-        let mut out = Vec::new();
-        jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100))
-            .encode(&self.pixels, width, height, color)
-            .map_err(|e| DicomError::Unsupported(e.to_string()))?;
-        Ok(out)
+        super::jpeg_out::encode(
+            &self.pixels,
+            self.width,
+            self.height,
+            self.channels,
+            quality,
+        )
     }
 
     /// Lossless WebP: the same pixels as the PNG, usually in fewer bytes.

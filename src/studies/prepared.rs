@@ -154,8 +154,9 @@ pub async fn store(
 /// rest drawn when asked).
 const MAX_PREPARED_FRAMES: i64 = 1000;
 
-/// Prepares one leased job: thumbnail and preview of the first frame, and the
-/// scrolling size of every frame.
+/// Prepares one leased job: thumbnail and preview of the first frame, the scrolling
+/// size of every frame, then the preview of every other frame (the viewer loads
+/// those next: a loop plays at preview quality without drawing any of it).
 async fn prepare(svc: &Services, job: &crate::db::renders::RenderJob) -> Result<(), StudyError> {
     let instance = svc
         .db
@@ -165,6 +166,7 @@ async fn prepare(svc: &Services, job: &crate::db::renders::RenderJob) -> Result<
     let frames = instance.frames.clamp(1, MAX_PREPARED_FRAMES) as u32;
     let mut wanted = vec![(0, THUMBNAIL), (0, PREVIEW)];
     wanted.extend((0..frames).map(|f| (f, SCROLL)));
+    wanted.extend((1..frames).map(|f| (f, PREVIEW)));
     for (frame, (options, format)) in wanted {
         super::view::prepare_image(
             svc,

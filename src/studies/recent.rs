@@ -11,7 +11,11 @@ use std::sync::{Arc, Mutex};
 /// then the exact image. Without it every frame decrypts, checks and parses the whole
 /// object again (a 60-frame ultrasound loop is tens of MB).
 #[derive(Default)]
-pub struct RecentOriginals(Mutex<Recent>);
+pub struct RecentOriginals(Mutex<Recent>, Mutex<Loading>);
+
+/// One gate per original being read: requests that miss at the same moment (the
+/// first frames of a loop, asked for in parallel) read and parse it once, not each.
+type Loading = HashMap<String, Arc<tokio::sync::Mutex<()>>>;
 
 const RECENT_ORIGINALS_BYTES: usize = 256 * 1024 * 1024;
 
@@ -53,6 +57,19 @@ impl RecentOriginals {
         if let Ok(mut r) = self.0.lock() {
             r.put(blob_id, parsed, size);
         }
+    }
+
+    /// The gate to hold while reading `blob_id`; whoever waited on it looks in
+    /// memory again before reading.
+    pub fn loading_gate(&self, blob_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut loading = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        loading.entry(blob_id.to_string()).or_default().clone()
+    }
+
+    /// The read is over (kept or not): later requests need no gate for it.
+    pub fn loaded(&self, blob_id: &str) {
+        let mut loading = self.1.lock().unwrap_or_else(|e| e.into_inner());
+        loading.remove(blob_id);
     }
 }
 

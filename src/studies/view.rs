@@ -310,18 +310,26 @@ async fn parsed_original(
     key_row: &crate::db::studies::StudyKeyRow,
     inst: &InstanceRow,
 ) -> Result<Parsed, StudyError> {
-    if let Some(hit) = svc.recent_originals.get(&inst.blob_id) {
+    let recent = &svc.recent_originals;
+    if let Some(hit) = recent.get(&inst.blob_id) {
+        return Ok(hit);
+    }
+    let gate = recent.loading_gate(&inst.blob_id);
+    let _reading = gate.lock().await;
+    if let Some(hit) = recent.get(&inst.blob_id) {
         return Ok(hit);
     }
     let size = inst.plain_size.max(0) as usize;
     let parsed = read_then(svc, key_row, inst, Checksum::Skip, |bytes| {
         Ok(crate::dicom::render::parse_for_render(&bytes)?)
     })
-    .await?;
-    let parsed = Arc::new(parsed);
-    svc.recent_originals
-        .put(&inst.blob_id, parsed.clone(), size);
-    Ok(parsed)
+    .await;
+    let parsed = parsed.map(Arc::new);
+    if let Ok(parsed) = &parsed {
+        recent.put(&inst.blob_id, parsed.clone(), size);
+    }
+    recent.loaded(&inst.blob_id);
+    parsed
 }
 
 /// A render that is never kept (another window or size than the kept variants), for

@@ -5,7 +5,7 @@
 # ultrasound loop): p50/p95 latency and requests/s with 4 concurrent clients, for the
 # first request of each image and for a repeat. Needs a release build, Orthanc, dcmtk
 # (dcmcjpls), gdcm (gdcmconv), python3 with pydicom and numpy, curl, jq, and root.
-#   cargo build --release --features jpeg-ls && bash tests/bench/orthanc_render.sh [ct-slices] [clients]
+#   cargo build --release --features jpeg-ls,libjpeg-turbo && bash tests/bench/orthanc_render.sh [ct-slices] [clients]
 #
 # Orthanc 1.10 cannot listen on loopback only, so it runs in a network namespace of
 # its own whose only interface is `lo`, and its load comes from inside that namespace.
@@ -141,10 +141,10 @@ echo 5 >"/proc/$LK_PID/clear_refs"
 run() { # server endpoint [python args...]
   local srv=$1 ep=$2; shift 2
   if [ "$srv" = orthanc ]; then
-    ns python3 "$TOOL" load --server "$srv" --endpoint "$ep" --clients "$CLIENTS" \
+    ns python3 "$TOOL" load --server "$srv" --endpoint "$ep" --clients "$CLIENTS" --pid "$OR_PID" \
       --index "$WORK/index.json" --ids "$WORK/orthanc-ids.json" --base "$OR_URL" "$@" >>"$RES"
   else
-    python3 "$TOOL" load --server "$srv" --endpoint "$ep" --clients "$CLIENTS" \
+    python3 "$TOOL" load --server "$srv" --endpoint "$ep" --clients "$CLIENTS" --pid "$LK_PID" \
       --index "$WORK/index.json" --ids "$WORK/lk-study.json" --base "$BASE" "$@" >>"$RES"
   fi
 }

@@ -232,15 +232,26 @@ def one_pass(base, paths, headers, clients):
     return time.perf_counter() - start, results
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (0 without a pid)."""
+    if not pid:
+        return 0.0
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def load(args):
     headers = {"Accept": "image/jpeg"}
     for h in args.header:
         k, v = h.split(":", 1)
         headers[k.strip()] = v.strip()
-    for t in TYPES:
+    for t in args.types.split(","):
         paths = targets(args, t)
         for name in ["first", "repeat"]:
+            cpu0 = cpu_seconds(args.pid)
             wall, results = one_pass(args.base, paths, headers, args.clients)
+            cpu = cpu_seconds(args.pid) - cpu0
             ok = [r for r in results if r[1] == 200]
             lat = sorted(r[0] * 1000 for r in ok)
             errors = {}
@@ -258,11 +269,14 @@ def load(args):
                 "format": ok[0][2] if ok else "",
                 "size": jpeg_size(ok[0][3]) if ok else None,
                 "errors": errors,
+                # The server's own CPU per answered request: what a render costs it,
+                # whatever the load tool (which shares the machine) costs itself.
+                "cpu_ms": round(cpu * 1000 / len(ok), 2) if ok and args.pid else None,
             }
             print(json.dumps(line), flush=True)
             print(f"  {args.server:11} {args.endpoint:15} {t:4} {name:6} "
                   f"{line['ok']}/{line['n']} ok  p50 {line['p50_ms']} ms  p95 {line['p95_ms']} ms"
-                  f"  {line['rps']} req/s", file=sys.stderr, flush=True)
+                  f"  {line['rps']} req/s  server CPU {line['cpu_ms']} ms/req", file=sys.stderr, flush=True)
 
 
 def summary(path):
@@ -280,7 +294,8 @@ def summary(path):
     for lk_ep, or_ep, title in pairs:
         print(f"\n{title}")
         print(f"  {'type':22} {'pass':6} | {'Lichtkasten p50/p95 ms':>22} {'req/s':>6} | "
-              f"{'Orthanc p50/p95 ms':>18} {'req/s':>6} | {'p50 LK/Or':>9} {'req/s LK/Or':>11} | output LK ; Orthanc")
+              f"{'Orthanc p50/p95 ms':>18} {'req/s':>6} | {'p50 LK/Or':>9} {'req/s LK/Or':>11} | "
+              f"{'CPU ms/req LK ; Or':>18} {'Or/LK':>5} | output LK ; Orthanc")
         for t in TYPES:
             for p in ["first", "repeat"]:
                 a = get.get(("lichtkasten", lk_ep, t, p))
@@ -304,7 +319,12 @@ def summary(path):
                     ratio = f"{a['p50_ms'] / b['p50_ms']:>9.2f} {a['rps'] / b['rps']:>11.2f}"
                 else:
                     ratio = f"{'-':>9} {'-':>11}"
-                print(f"  {LABEL[t]:22} {p:6} | {cell(a)} | {cell(b)[4:]} | {ratio} | {out(a)} ; {out(b)}")
+                if a.get("cpu_ms") and b.get("cpu_ms"):
+                    cpu = f"{a['cpu_ms']:>8} ; {b['cpu_ms']:<7} {b['cpu_ms'] / a['cpu_ms']:>5.2f}"
+                else:
+                    cpu = f"{'-':>18} {'-':>5}"
+                print(f"  {LABEL[t]:22} {p:6} | {cell(a)} | {cell(b)[4:]} | {ratio} | {cpu} | "
+                      f"{out(a)} ; {out(b)}")
                 for srv, r in (("Lichtkasten", a), ("Orthanc", b)):
                     for status, (count, body) in r["errors"].items():
                         errors_seen[(srv, r["endpoint"], t, status)] = (count, r["n"], body)
@@ -313,7 +333,10 @@ def summary(path):
         for (srv, ep, t, status), (count, n, body) in errors_seen.items():
             print(f"  {srv} {ep} {LABEL[t]}: HTTP {status} for {count} of {n}: {body}")
     print("\np50/p95: latency per request with the given number of concurrent clients;"
-          " LK/Or below 1 for latency and above 1 for req/s means Lichtkasten is faster.")
+          " LK/Or below 1 for latency and above 1 for req/s means Lichtkasten is faster."
+          "\nCPU ms/req: the server process's user + system CPU time during the pass per"
+          " answered request (/proc/PID/stat, 10 ms ticks); Or/LK above 1 means Lichtkasten"
+          " spends less.")
 
 
 def main():
@@ -333,6 +356,8 @@ def main():
     lo.add_argument("--ids", required=True)
     lo.add_argument("--base", required=True)
     lo.add_argument("--header", action="append", default=[])
+    lo.add_argument("--types", default=",".join(TYPES))
+    lo.add_argument("--pid", type=int, default=0, help="the server's pid, for its CPU time")
     s = sub.add_parser("summary")
     s.add_argument("results")
     a = ap.parse_args()

@@ -67,7 +67,7 @@ async fn renders_are_leased_prepared_encrypted_and_served_from_the_cache() {
         9
     );
     assert_eq!(db.pending_render_jobs().await.expect("count"), 0);
-    // Thumbnail and preview of the first frame, the scrolling size of every frame.
+    // A thumbnail, and the preview and the scrolling size of every frame.
     let frames = db
         .instance(&first.study_id, &first.instance_id)
         .await
@@ -76,7 +76,21 @@ async fn renders_are_leased_prepared_encrypted_and_served_from_the_cache() {
         .frames;
     assert_eq!(
         db.render_count(&first.instance_id).await.expect("renders"),
-        2 + frames
+        1 + 2 * frames
+    );
+    // The loop too: every frame plays at preview quality without being drawn.
+    let instances = db.instances_of_study(&first.study_id).await.expect("db");
+    let cine = instances.iter().find(|i| i.frames > 1).expect("cine loop");
+    assert_eq!(
+        db.render_count(&cine.id).await.expect("renders"),
+        1 + 2 * cine.frames
+    );
+    let last = u32::try_from(cine.frames - 1).expect("frame");
+    assert!(
+        db.cached_render(&cine.id, last, "preview")
+            .await
+            .expect("db")
+            .is_some()
     );
 
     // The patient's viewer gets them from the cache: with every original gone from
