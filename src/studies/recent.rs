@@ -59,17 +59,45 @@ impl RecentOriginals {
         }
     }
 
-    /// The gate to hold while reading `blob_id`; whoever waited on it looks in
-    /// memory again before reading.
-    pub fn loading_gate(&self, blob_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut loading = self.1.lock().unwrap_or_else(|e| e.into_inner());
-        loading.entry(blob_id.to_string()).or_default().clone()
+    /// Waits for any other request reading `blob_id` to finish, then holds the gate
+    /// while this one reads; whoever waited looks in memory again before reading.
+    pub async fn reading(&self, blob_id: &str) -> Reading<'_> {
+        let gate = self
+            .1
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(blob_id.to_string())
+            .or_default()
+            .clone();
+        let held = gate.clone().lock_owned().await;
+        Reading {
+            originals: self,
+            blob_id: blob_id.to_string(),
+            gate,
+            _held: held,
+        }
     }
+}
 
-    /// The read is over (kept or not): later requests need no gate for it.
-    pub fn loaded(&self, blob_id: &str) {
-        let mut loading = self.1.lock().unwrap_or_else(|e| e.into_inner());
-        loading.remove(blob_id);
+/// One request's turn to read an original. Ending it, however the request ends
+/// (answered, failed or dropped by its client), takes its gate away.
+pub struct Reading<'a> {
+    originals: &'a RecentOriginals,
+    blob_id: String,
+    gate: Arc<tokio::sync::Mutex<()>>,
+    _held: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        let mut loading = self.originals.1.lock().unwrap_or_else(|e| e.into_inner());
+        // Only our own gate: a later request may have opened a new one meanwhile.
+        if loading
+            .get(&self.blob_id)
+            .is_some_and(|g| Arc::ptr_eq(g, &self.gate))
+        {
+            loading.remove(&self.blob_id);
+        }
     }
 }
 

@@ -314,8 +314,7 @@ async fn parsed_original(
     if let Some(hit) = recent.get(&inst.blob_id) {
         return Ok(hit);
     }
-    let gate = recent.loading_gate(&inst.blob_id);
-    let _reading = gate.lock().await;
+    let _reading = recent.reading(&inst.blob_id).await;
     if let Some(hit) = recent.get(&inst.blob_id) {
         return Ok(hit);
     }
@@ -323,13 +322,10 @@ async fn parsed_original(
     let parsed = read_then(svc, key_row, inst, Checksum::Skip, |bytes| {
         Ok(crate::dicom::render::parse_for_render(&bytes)?)
     })
-    .await;
-    let parsed = parsed.map(Arc::new);
-    if let Ok(parsed) = &parsed {
-        recent.put(&inst.blob_id, parsed.clone(), size);
-    }
-    recent.loaded(&inst.blob_id);
-    parsed
+    .await?;
+    let parsed = Arc::new(parsed);
+    recent.put(&inst.blob_id, parsed.clone(), size);
+    Ok(parsed)
 }
 
 /// A render that is never kept (another window or size than the kept variants), for
