@@ -110,6 +110,10 @@ impl BlobStore for FsStore {
             .map_err(BlobError::from)
     }
 
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        self.path(key).ok()
+    }
+
     async fn get_range(&self, key: &str, start: u64, end: u64) -> Result<ByteStream, BlobError> {
         let mut file = tokio::fs::File::open(self.path(key)?).await?;
         let len = file.metadata().await?.len();

@@ -46,6 +46,12 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn get_whole(&self, key: &str) -> Result<Vec<u8>, BlobError> {
         Ok(collect(self.get(key).await?).await?)
     }
+    /// Where the object lies on this machine, for a store that is a local directory:
+    /// a caller that works on a blocking thread anyway reads the file there, which
+    /// spares a hand-off to another thread per read. `None` for remote stores.
+    fn local_path(&self, _key: &str) -> Option<std::path::PathBuf> {
+        None
+    }
     /// Bytes `[start, end)` of the object.
     async fn get_range(&self, key: &str, start: u64, end: u64) -> Result<ByteStream, BlobError>;
     /// Idempotent: deleting a missing object succeeds.

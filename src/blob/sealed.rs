@@ -17,13 +17,31 @@ fn crypto_io(e: crate::crypto::CryptoError) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, e)
 }
 
-/// Decrypts and verifies a whole sealed object.
+/// Decrypts and verifies a whole sealed object, in its own buffer.
 pub fn open_whole(
     dek: &Key32,
     ctx: ObjectContext<'_>,
-    sealed: &[u8],
+    sealed: Vec<u8>,
 ) -> Result<Vec<u8>, BlobError> {
-    crate::crypto::stream::open_all(dek, ctx, sealed).map_err(|e| BlobError::Backend(e.to_string()))
+    crate::crypto::stream::open_all_in_place(dek, ctx, sealed)
+        .map_err(|e| BlobError::Backend(e.to_string()))
+}
+
+/// A whole sealed object, fetched already (remote stores) or still to be read from
+/// a local file by a blocking thread ([`SealedSource::read`]).
+pub enum SealedSource {
+    Fetched(Vec<u8>),
+    LocalFile(std::path::PathBuf),
+}
+
+impl SealedSource {
+    /// The sealed bytes; blocks on a local file, so only on a blocking thread.
+    pub fn read(self) -> Result<Vec<u8>, BlobError> {
+        match self {
+            SealedSource::Fetched(bytes) => Ok(bytes),
+            SealedSource::LocalFile(path) => Ok(std::fs::read(path)?),
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -83,13 +101,17 @@ impl SealedStore {
         ctx: ObjectContext<'_>,
     ) -> Result<Vec<u8>, BlobError> {
         let sealed = self.store.get_whole(key).await?;
-        open_whole(dek, ctx, &sealed)
+        open_whole(dek, ctx, sealed)
     }
 
-    /// The stored (still sealed) bytes of a whole object, for a caller that opens
-    /// them with [`open_whole`] off the async threads.
-    pub async fn get_sealed(&self, key: &str) -> Result<Vec<u8>, BlobError> {
-        self.store.get_whole(key).await
+    /// A whole object, still sealed, for a caller that reads and opens it with
+    /// [`open_whole`] on a blocking thread: fetched now from a remote store, read
+    /// there from a local one.
+    pub async fn sealed_source(&self, key: &str) -> Result<SealedSource, BlobError> {
+        match self.store.local_path(key) {
+            Some(path) => Ok(SealedSource::LocalFile(path)),
+            None => Ok(SealedSource::Fetched(self.store.get_whole(key).await?)),
+        }
     }
 
     /// Plaintext bytes `[start, end)` of an object of `plain_len` bytes.

@@ -322,11 +322,42 @@ pub fn open_all(
     ctx: ObjectContext<'_>,
     sealed: &[u8],
 ) -> Result<Vec<u8>, CryptoError> {
-    let mut out = Vec::with_capacity(sealed.len());
-    let mut dec = Decryptor::new(dek, ctx);
-    dec.update(sealed, &mut out)?;
-    dec.finish(&mut out)?;
-    Ok(out)
+    open_all_in_place(dek, ctx, sealed.to_vec())
+}
+
+/// Opens a whole object in its own buffer: each segment is decrypted where it lies
+/// and moved down over the header and tags before it. A render reads a CT slice this
+/// way with no second buffer of its size (fresh buffers cost page faults, and the
+/// copies cost as much as the decryption). The segments are cut as [`Decryptor`]
+/// cuts them: only the final one may be short, and it is opened as the last.
+pub fn open_all_in_place(
+    dek: &Key32,
+    ctx: ObjectContext<'_>,
+    mut sealed: Vec<u8>,
+) -> Result<Vec<u8>, CryptoError> {
+    if sealed.len() < HEADER_SIZE {
+        return Err(CryptoError::BadHeader);
+    }
+    let opener = SegmentOpener::new(dek, ctx, &sealed[..HEADER_SIZE])?;
+    let (mut read, mut written, mut index) = (HEADER_SIZE, 0, 0u64);
+    loop {
+        let last = sealed.len() - read <= SEALED_SEGMENT_SIZE;
+        let end = if last {
+            sealed.len()
+        } else {
+            read + SEALED_SEGMENT_SIZE
+        };
+        let len = opener.open_segment_slice(index, last, &mut sealed[read..end])?;
+        sealed.copy_within(read..read + len, written);
+        written += len;
+        read = end;
+        index += 1;
+        if last {
+            break;
+        }
+    }
+    sealed.truncate(written);
+    Ok(sealed)
 }
 
 /// The ciphertext byte range holding plaintext `[start, end)`, and the first segment index.
@@ -470,6 +501,47 @@ mod tests {
         assert_eq!(
             open_all(&dek2, ctx(), &sealed),
             Err(CryptoError::CommitmentMismatch)
+        );
+    }
+
+    /// The whole-object opener and the streaming one accept and refuse the same
+    /// inputs: every cut around the segment edges, and the whole.
+    #[test]
+    fn in_place_opening_agrees_with_the_stream() {
+        let mut rng = rand::thread_rng();
+        let dek = Key32::generate(&mut rng);
+        let plain = sample(2 * SEGMENT_SIZE + 5);
+        let sealed = seal_all(&mut rng, &dek, ctx(), &plain).expect("seal");
+        let edges = [
+            0,
+            HEADER_SIZE - 1,
+            HEADER_SIZE,
+            HEADER_SIZE + TAG_SIZE,
+            HEADER_SIZE + SEALED_SEGMENT_SIZE - 1,
+            HEADER_SIZE + SEALED_SEGMENT_SIZE,
+            HEADER_SIZE + SEALED_SEGMENT_SIZE + 1,
+            HEADER_SIZE + 2 * SEALED_SEGMENT_SIZE,
+            HEADER_SIZE + 2 * SEALED_SEGMENT_SIZE + TAG_SIZE,
+            sealed.len() - 1,
+            sealed.len(),
+        ];
+        for cut in edges {
+            let streamed = {
+                let mut out = Vec::new();
+                let mut dec = Decryptor::new(&dek, ctx());
+                dec.update(&sealed[..cut], &mut out)
+                    .and_then(|()| dec.finish(&mut out))
+                    .map(|()| out)
+            };
+            let in_place = open_all_in_place(&dek, ctx(), sealed[..cut].to_vec());
+            assert_eq!(in_place.is_ok(), streamed.is_ok(), "cut at {cut}");
+            if let (Ok(a), Ok(b)) = (&in_place, &streamed) {
+                assert_eq!(a, b, "cut at {cut}");
+            }
+        }
+        assert_eq!(
+            open_all_in_place(&dek, ctx(), sealed).expect("whole"),
+            plain
         );
     }
 

@@ -454,24 +454,42 @@ impl Db {
         rows.iter().map(instance_from).collect()
     }
 
-    /// One instance by its DICOM UIDs (DICOMweb addresses instances this way).
-    pub async fn instance_by_uids(
+    /// The practice's study (with its key rows) and one of its instances, both by
+    /// their DICOM UIDs, in one read: what a DICOMweb render needs first.
+    pub async fn study_key_and_instance_by_uids(
         &self,
-        study_id: &str,
-        series_uid: &str,
-        sop_uid: &str,
-    ) -> DbResult<Option<InstanceRow>> {
-        let sql = format!(
-            "{INSTANCE_SELECT} JOIN series s ON s.id = i.series_id
-             WHERE i.study_id = $1 AND s.series_uid = $2 AND i.sop_uid = $3"
-        );
-        let row = sqlx::query(&sql)
-            .bind(study_id)
+        practice_id: &str,
+        (study_uid, series_uid, sop_uid): (&str, &str, &str),
+    ) -> DbResult<Option<(StudyKeyRow, InstanceRow)>> {
+        let sql = "SELECT s.id AS study_row_id, s.practice_id AS study_practice_id, s.kek_id,
+                s.wrapped_dek, k.id AS key_id, k.practice_id AS key_practice_id, k.root_key_id,
+                k.wrapped, i.id, i.series_id, i.sop_uid, i.sop_class_uid, i.instance_number,
+                i.rows_count, i.columns_count, i.frames, i.view_meta, i.blob_id, b.object_key,
+                b.plain_size, b.sha256
+             FROM studies s LEFT JOIN practice_keys k ON k.id = s.kek_id
+             JOIN instances i ON i.study_id = s.id
+             JOIN blobs b ON b.id = i.blob_id
+             JOIN series se ON se.id = i.series_id
+             WHERE s.practice_id = $1 AND s.study_uid = $2 AND se.series_uid = $3
+               AND i.sop_uid = $4";
+        let row = sqlx::query(sql)
+            .bind(practice_id)
+            .bind(study_uid)
             .bind(series_uid)
             .bind(sop_uid)
             .fetch_optional(self.pool())
             .await?;
-        row.as_ref().map(instance_from).transpose()
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let study = StudyKeyRow {
+            id: get_str(&row, "study_row_id")?,
+            practice_id: get_str(&row, "study_practice_id")?,
+            kek_id: get_str(&row, "kek_id")?,
+            wrapped_dek: get_bytes(&row, "wrapped_dek")?,
+            practice_key: practice_key_of(&row)?,
+        };
+        Ok(Some((study, instance_from(&row)?)))
     }
 
     pub async fn instance(
@@ -587,21 +605,27 @@ const STUDY_KEY_WITH_PRACTICE_KEY: &str =
 
 fn study_key_with_practice_key_from(r: &AnyRow) -> DbResult<StudyKeyRow> {
     let mut row = study_key_from(r)?;
+    row.practice_key = practice_key_of(r)?;
+    Ok(row)
+}
+
+/// The practice key columns of a row read with [`STUDY_KEY_WITH_PRACTICE_KEY`]'s join.
+fn practice_key_of(r: &AnyRow) -> DbResult<Option<crate::db::practices::PracticeKeyRow>> {
     let key_id = r.try_get::<Option<String>, _>("key_id")?;
     let key_practice_id = r.try_get::<Option<String>, _>("key_practice_id")?;
     let root_key_id = r.try_get::<Option<String>, _>("root_key_id")?;
     let wrapped = r.try_get::<Option<Vec<u8>>, _>("wrapped")?;
-    if let (Some(id), Some(practice_id), Some(root_key_id), Some(wrapped)) =
-        (key_id, key_practice_id, root_key_id, wrapped)
-    {
-        row.practice_key = Some(crate::db::practices::PracticeKeyRow {
-            id,
-            practice_id,
-            root_key_id,
-            wrapped,
-        });
-    }
-    Ok(row)
+    Ok(match (key_id, key_practice_id, root_key_id, wrapped) {
+        (Some(id), Some(practice_id), Some(root_key_id), Some(wrapped)) => {
+            Some(crate::db::practices::PracticeKeyRow {
+                id,
+                practice_id,
+                root_key_id,
+                wrapped,
+            })
+        }
+        _ => None,
+    })
 }
 
 impl Db {

@@ -161,11 +161,9 @@ fn samples<'a>(
         return Err(DicomError::Unsupported(format!("{spp} samples per pixel")));
     }
     if NATIVE_SYNTAXES.contains(&ts) {
-        let data = obj
+        let element = obj
             .element(tags::PIXEL_DATA)
-            .map_err(|_| DicomError::Missing("PixelData"))?
-            .to_bytes()
-            .map_err(|_| DicomError::Malformed("pixel data is not native".into()))?;
+            .map_err(|_| DicomError::Missing("PixelData"))?;
         let bpp = (bits_alloc / 8) as usize;
         // YBR_FULL_422 stores two luma samples per chroma pair: 2 samples per pixel.
         let per_pixel = if photometric == "YBR_FULL_422" {
@@ -175,16 +173,38 @@ fn samples<'a>(
         };
         let frame_len = w * h * per_pixel * bpp;
         let start = frame as usize * frame_len;
-        let bytes = match data {
-            std::borrow::Cow::Borrowed(d) => std::borrow::Cow::Borrowed(
-                d.get(start..start + frame_len)
-                    .ok_or_else(short_pixel_data)?,
-            ),
-            std::borrow::Cow::Owned(d) => std::borrow::Cow::Owned(
-                d.get(start..start + frame_len)
-                    .ok_or_else(short_pixel_data)?
-                    .to_vec(),
-            ),
+        let big_endian = ts == "1.2.840.10008.1.2.2";
+        let bytes = match element.value() {
+            // 16-bit pixel data is parsed into 16-bit words. On a little-endian machine
+            // their bytes are the file's (little-endian syntax): the frame is borrowed,
+            // not converted and copied (a mammogram is 27 MB).
+            dicom_core::value::Value::Primitive(dicom_core::PrimitiveValue::U16(words))
+                if cfg!(target_endian = "little") && !big_endian =>
+            {
+                let all: &[u8] = bytemuck::cast_slice(words.as_slice());
+                std::borrow::Cow::Borrowed(
+                    all.get(start..start + frame_len)
+                        .ok_or_else(short_pixel_data)?,
+                )
+            }
+            _ => match element
+                .to_bytes()
+                .map_err(|_| DicomError::Malformed("pixel data is not native".into()))?
+            {
+                std::borrow::Cow::Borrowed(d) => std::borrow::Cow::Borrowed(
+                    d.get(start..start + frame_len)
+                        .ok_or_else(short_pixel_data)?,
+                ),
+                std::borrow::Cow::Owned(mut d) => {
+                    if d.len() < start + frame_len {
+                        return Err(short_pixel_data());
+                    }
+                    // The frame, kept in the buffer just made: no second copy.
+                    d.truncate(start + frame_len);
+                    d.drain(..start);
+                    std::borrow::Cow::Owned(d)
+                }
+            },
         };
         return Ok(Samples {
             bytes,
@@ -194,7 +214,7 @@ fn samples<'a>(
             bits_stored,
             signed,
             planar: int(obj, tags::PLANAR_CONFIGURATION).unwrap_or(0),
-            big_endian: ts == "1.2.840.10008.1.2.2",
+            big_endian,
         });
     }
     // The decoders index by what the file declares; a damaged file can make one
@@ -466,21 +486,22 @@ fn render_full(
                     // The VOI LUT maps the values; no window is used.
                     Some(_) => (0.0, 1.0),
                     None => {
-                        let raw = raw_samples(frame_bytes, bpp, bits, s.big_endian);
-                        auto_window(&histogram(&raw, bits), modality)
+                        let counts = histogram(frame_bytes, bpp, bits, s.big_endian);
+                        auto_window(&counts, modality)
                     }
                 });
             let invert = s.photometric == "MONOCHROME1";
-            let table: Vec<u8> = (0..1usize << bits)
-                .map(|r| {
-                    let v = modality(r);
-                    let g = match &voi_lut {
-                        Some(lut) => lut.look_up(v.round() as i64),
-                        None => voi_linear(v, window.0, window.1),
-                    };
-                    if invert { 255 - g } else { g }
-                })
-                .collect();
+            // An entry for every 16-bit value, so no look-up needs a bounds check;
+            // only those the stored bits can reach are worked out.
+            let mut table = Box::new([0u8; 1 << 16]);
+            for (r, entry) in table.iter_mut().enumerate().take(1 << bits) {
+                let v = modality(r);
+                let g = match &voi_lut {
+                    Some(lut) => lut.look_up(v.round() as i64),
+                    None => voi_linear(v, window.0, window.1),
+                };
+                *entry = if invert { 255 - g } else { g };
+            }
             let pixels = map_through(frame_bytes, bpp, bits, s.big_endian, &table);
             Ok(Rendered {
                 width: w as u32,
@@ -712,20 +733,31 @@ pub fn voi_linear(x: f64, center: f64, width: f64) -> u8 {
 }
 
 /// The stored bits of each sample, as unsigned numbers (the index into a table of
-/// every possible value).
-fn raw_samples(bytes: &[u8], bpp: usize, bits_stored: u32, big_endian: bool) -> Vec<u16> {
+/// every possible value), handed to `each` in order.
+fn for_each_raw(
+    bytes: &[u8],
+    bpp: usize,
+    bits_stored: u32,
+    big_endian: bool,
+    mut each: impl FnMut(u16),
+) {
     let mask = ((1u32 << bits_stored) - 1) as u16;
     match (bpp, big_endian) {
-        (1, _) => bytes.iter().map(|&b| u16::from(b) & mask).collect(),
+        (1, _) => bytes.iter().for_each(|&b| each(u16::from(b) & mask)),
         (_, false) => bytes
             .chunks_exact(2)
-            .map(|c| u16::from_le_bytes([c[0], c[1]]) & mask)
-            .collect(),
+            .for_each(|c| each(u16::from_le_bytes([c[0], c[1]]) & mask)),
         (_, true) => bytes
             .chunks_exact(2)
-            .map(|c| u16::from_be_bytes([c[0], c[1]]) & mask)
-            .collect(),
+            .for_each(|c| each(u16::from_be_bytes([c[0], c[1]]) & mask)),
     }
+}
+
+/// [`for_each_raw`] collected.
+fn raw_samples(bytes: &[u8], bpp: usize, bits_stored: u32, big_endian: bool) -> Vec<u16> {
+    let mut out = Vec::with_capacity(bytes.len() / bpp.max(1));
+    for_each_raw(bytes, bpp, bits_stored, big_endian, |r| out.push(r));
+    out
 }
 
 /// Each sample's stored bits looked up in `table` (an entry per possible stored
@@ -735,7 +767,7 @@ fn map_through(
     bpp: usize,
     bits_stored: u32,
     big_endian: bool,
-    table: &[u8],
+    table: &[u8; 1 << 16],
 ) -> Vec<u8> {
     let mask = ((1u32 << bits_stored) - 1) as u16;
     let look_up = |r: u16| table[usize::from(r & mask)];
@@ -762,12 +794,13 @@ fn stored_value(raw: u32, bits_stored: u32, signed: bool) -> i64 {
     }
 }
 
-/// How often each stored value occurs.
-fn histogram(raw: &[u16], bits_stored: u32) -> Vec<u64> {
+/// How often each stored value occurs, counted straight from the frame's bytes (a
+/// mammogram's samples would be another 27 MB as a list).
+fn histogram(bytes: &[u8], bpp: usize, bits_stored: u32, big_endian: bool) -> Vec<u64> {
     let mut counts = vec![0u64; 1 << bits_stored];
-    for &r in raw {
-        counts[usize::from(r)] += 1;
-    }
+    for_each_raw(bytes, bpp, bits_stored, big_endian, |r| {
+        counts[usize::from(r)] += 1
+    });
     counts
 }
 
@@ -830,7 +863,9 @@ mod tests {
             let lo = sorted[sorted.len() / 100];
             let hi = sorted[sorted.len() * 99 / 100];
             let expected = (lo + (hi - lo) / 2.0 + 0.5, (hi - lo).max(1.0) + 1.0);
-            assert_eq!(auto_window(&histogram(&raw, 12), value_of), expected);
+            let bytes: Vec<u8> = raw.iter().flat_map(|r| r.to_le_bytes()).collect();
+            let counts = histogram(&bytes, 2, 12, false);
+            assert_eq!(auto_window(&counts, value_of), expected);
         }
         assert_eq!(auto_window(&[0; 16], |r| r as f64), (0.0, 1.0));
     }

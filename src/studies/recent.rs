@@ -17,7 +17,10 @@ pub struct RecentOriginals(Mutex<Recent>, Mutex<Loading>);
 /// first frames of a loop, asked for in parallel) read and parse it once, not each.
 type Loading = HashMap<String, Arc<tokio::sync::Mutex<()>>>;
 
-const RECENT_ORIGINALS_BYTES: usize = 256 * 1024 * 1024;
+/// Three mammograms, three loops or about 180 CT slices: what the renders that
+/// follow each other need. More mostly raises the node's peak memory under load
+/// (BENCHMARKS.md), since a repeated request is answered from the recent renders.
+const RECENT_ORIGINALS_BYTES: usize = 96 * 1024 * 1024;
 
 pub type Parsed = Arc<dicom_object::DefaultDicomObject>;
 
@@ -111,8 +114,8 @@ impl Recent {
     }
 
     fn put(&mut self, blob_id: &str, parsed: Parsed, size: usize) {
-        // One object may take a quarter of the room at most.
-        if size > RECENT_ORIGINALS_BYTES / 4 || self.get(blob_id).is_some() {
+        // One object may take half the room at most (a 60-frame loop of 29 MB fits).
+        if size > RECENT_ORIGINALS_BYTES / 2 || self.get(blob_id).is_some() {
             return;
         }
         self.bytes += size;

@@ -130,7 +130,8 @@ enum Checksum {
 
 /// Reads the sealed original in one go, then opens and checks it and hands it to
 /// `then`, all in one blocking step off the async threads (a few MB of AES-GCM
-/// would otherwise stall them).
+/// would otherwise stall them). From a local store the file is read in that step
+/// too: one thread hand-off per read, not two.
 async fn read_then<T: Send + 'static>(
     svc: &Services,
     key_row: &crate::db::studies::StudyKeyRow,
@@ -139,14 +140,15 @@ async fn read_then<T: Send + 'static>(
     then: impl FnOnce(Vec<u8>) -> Result<T, StudyError> + Send + 'static,
 ) -> Result<T, StudyError> {
     let dek = svc.keys.study_key(&svc.db, key_row).await?;
-    let sealed = svc
+    let unreadable = |e: BlobError| match e {
+        BlobError::NotFound => StudyError::Blob(BlobError::NotFound),
+        _ => StudyError::Integrity,
+    };
+    let source = svc
         .blobs
-        .get_sealed(&inst.object_key)
+        .sealed_source(&inst.object_key)
         .await
-        .map_err(|e| match e {
-            BlobError::NotFound => StudyError::Blob(BlobError::NotFound),
-            _ => StudyError::Integrity,
-        })?;
+        .map_err(unreadable)?;
     let (study_id, blob_id) = (key_row.id.clone(), inst.blob_id.clone());
     let (plain_size, sha256) = (inst.plain_size, inst.sha256.clone());
     tokio::task::spawn_blocking(move || {
@@ -154,10 +156,9 @@ async fn read_then<T: Send + 'static>(
             study_id: &study_id,
             object_id: &blob_id,
         };
-        let bytes = crate::blob::sealed::open_whole(&dek, ctx, &sealed)
+        let sealed = source.read().map_err(unreadable)?;
+        let bytes = crate::blob::sealed::open_whole(&dek, ctx, sealed)
             .map_err(|_| StudyError::Integrity)?;
-        // Not held through the parse: the plaintext is all that is needed now.
-        drop(sealed);
         let sha_matches = || hex::encode(Sha256::digest(&bytes)) == sha256;
         if bytes.len() as i64 != plain_size || (checksum == Checksum::Compare && !sha_matches()) {
             return Err(StudyError::Integrity);
@@ -303,31 +304,6 @@ async fn render_maybe_kept(
 
 static RENDER_SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
 
-/// The parsed original of rows just looked up: from memory, else read (the rows
-/// serve the decryption too, no second lookup) and parsed off the async threads.
-async fn parsed_original(
-    svc: &Services,
-    key_row: &crate::db::studies::StudyKeyRow,
-    inst: &InstanceRow,
-) -> Result<Parsed, StudyError> {
-    let recent = &svc.recent_originals;
-    if let Some(hit) = recent.get(&inst.blob_id) {
-        return Ok(hit);
-    }
-    let _reading = recent.reading(&inst.blob_id).await;
-    if let Some(hit) = recent.get(&inst.blob_id) {
-        return Ok(hit);
-    }
-    let size = inst.plain_size.max(0) as usize;
-    let parsed = read_then(svc, key_row, inst, Checksum::Skip, |bytes| {
-        Ok(crate::dicom::render::parse_for_render(&bytes)?)
-    })
-    .await?;
-    let parsed = Arc::new(parsed);
-    recent.put(&inst.blob_id, parsed.clone(), size);
-    Ok(parsed)
-}
-
 /// A render that is never kept (another window or size than the kept variants), for
 /// a caller that has already looked up the study (in the caller's practice) and the
 /// instance (in that study): the DICOMweb route. Kept variants go through
@@ -369,6 +345,9 @@ async fn draw_remembered(
     Ok(encoded)
 }
 
+/// Draws and encodes one frame of rows just looked up. The parsed original comes
+/// from memory, else it is read, opened, parsed and drawn in one blocking step (the
+/// rows serve the decryption too, no second lookup) and kept for the next frame.
 async fn draw_looked_up(
     svc: &Services,
     key_row: &crate::db::studies::StudyKeyRow,
@@ -387,17 +366,39 @@ async fn draw_looked_up(
         .acquire()
         .await
         .map_err(|_| StudyError::Integrity)?;
-    let parsed = parsed_original(svc, key_row, inst).await?;
-    let encoded = tokio::task::spawn_blocking(move || {
-        let image = crate::dicom::render::render_parsed(&parsed, frame, options)?;
-        match format {
+    let draw = move |parsed: &dicom_object::DefaultDicomObject| -> Result<Vec<u8>, StudyError> {
+        let image = crate::dicom::render::render_parsed(parsed, frame, options)?;
+        Ok(match format {
             ImageFormat::Png => image.to_png(),
             ImageFormat::Jpeg(q) => image.to_jpeg(q),
             ImageFormat::WebP => image.to_webp(),
-        }
+        }?)
+    };
+    let recent = &svc.recent_originals;
+    let from_memory = |parsed: Parsed| async move {
+        tokio::task::spawn_blocking(move || draw(&parsed))
+            .await
+            .map_err(|_| StudyError::Integrity)?
+    };
+    if let Some(hit) = recent.get(&inst.blob_id) {
+        return from_memory(hit).await;
+    }
+    // Requests that miss the same original at once read it once; the others wait
+    // and then find it in memory.
+    let _reading = recent.reading(&inst.blob_id).await;
+    if let Some(hit) = recent.get(&inst.blob_id) {
+        return from_memory(hit).await;
+    }
+    let size = inst.plain_size.max(0) as usize;
+    let (parsed, encoded) = read_then(svc, key_row, inst, Checksum::Skip, move |bytes| {
+        let parsed = Arc::new(crate::dicom::render::parse_for_render(&bytes)?);
+        // Not held through the render: the parsed object has what it needs.
+        drop(bytes);
+        let encoded = draw(&parsed)?;
+        Ok((parsed, encoded))
     })
-    .await
-    .map_err(|_| StudyError::Integrity)??;
+    .await?;
+    recent.put(&inst.blob_id, parsed, size);
     Ok(encoded)
 }
 

@@ -446,14 +446,9 @@ async fn rendered(
         return Err(WebError::not_found());
     }
     // Straight to the one instance: no study details are opened for a render.
-    let study = svc
+    let (study, instance) = svc
         .db
-        .study_key_by_uid(&caller.practice_id, study_uid)
-        .await?
-        .ok_or_else(WebError::not_found)?;
-    let instance = svc
-        .db
-        .instance_by_uids(&study.id, series_uid, sop_uid)
+        .study_key_and_instance_by_uids(&caller.practice_id, (study_uid, series_uid, sop_uid))
         .await?
         .ok_or_else(WebError::not_found)?;
     if i64::from(frame) >= instance.frames.max(1) {

@@ -119,7 +119,7 @@ ns python3 "$HERE/orthanc_render_tool.py" orthanc-upload "$OR_URL" "$WORK/index.
 t0=$(date +%s)
 wait_idle "$LK_PID"; wait_idle "$OR_PID"
 echo "Lichtkasten idle $(($(date +%s) - t0)) s after the upload; render cache: $(cache)"
-echo "  (thumbnail and 768 preview of the first frame of each instance prepared at ingest)"
+echo "  (a thumbnail of each instance and the scrolling size and 768 preview of every frame are prepared at ingest)"
 
 # Lichtkasten's ids of the instances (for the patient route) and a patient session:
 # a grant on the study, then its link and password, as a patient would sign in.

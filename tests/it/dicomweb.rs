@@ -205,6 +205,17 @@ async fn stow_and_qido_with_dicomweb_client() {
         .get_api(&token, &format!("{base_path}/frames/9/rendered"))
         .await;
     assert_eq!(res.status(), 404, "no such frame");
+    // The instance is found only under its own study and series.
+    for path in [
+        format!(
+            "/dicomweb/studies/{}/series/1.2.3.999/instances/{sop}/rendered",
+            spec.study_uid
+        ),
+        format!("/dicomweb/studies/1.2.3.999/series/{series_uid}/instances/{sop}/rendered"),
+    ] {
+        let res = app.get_api(&token, &path).await;
+        assert_eq!(res.status(), 404, "{path}");
+    }
 
     // Another practice's client sees nothing of it.
     let other = app.demo().await;
