@@ -69,8 +69,10 @@ fn implicit_vr(group: u16, element: u16) -> Option<[u8; 2]> {
 }
 
 /// `file` starts at the 128-byte preamble. Deflated data sets are not walked (their
-/// bytes are compressed); everything else is, to its end.
-pub fn check(file: &[u8]) -> Result<(), DicomError> {
+/// bytes are compressed); everything else is, to its end. Returns where the value of
+/// the data set's pixel data lies in `file` when it has a defined length (native
+/// pixels; encapsulated ones have none), so a render can read it there.
+pub fn check(file: &[u8]) -> Result<Option<std::ops::Range<usize>>, DicomError> {
     let lying = || DicomError::Malformed("an element is longer than the file".into());
     let malformed = |what: &str| DicomError::Malformed(what.into());
     // The meta group starts with its length, which says where the data set begins
@@ -129,9 +131,10 @@ pub fn check(file: &[u8]) -> Result<(), DicomError> {
     }
     // Deflated (1.2.840.10008.1.2.1.99): the bytes are compressed, nothing to walk.
     if ts.ends_with(b".99") {
-        return Ok(());
+        return Ok(None);
     }
-    data_set(&file[meta_end..], ts != IMPLICIT_LE, ts == EXPLICIT_BE)
+    let pixels = data_set(&file[meta_end..], ts != IMPLICIT_LE, ts == EXPLICIT_BE)?;
+    Ok(pixels.map(|r| meta_end + r.start..meta_end + r.end))
 }
 
 /// What a level of the data set holds next.
@@ -157,8 +160,13 @@ struct Level {
 /// track of which sequence or item each header belongs to: an item where an element
 /// belongs, an element where an item belongs, or anything running past the end of
 /// its sequence or item is refused. The parser reads such structure in its own way,
-/// and a fuzzed file once made it reserve gigabytes that way.
-fn data_set(data: &[u8], explicit: bool, big: bool) -> Result<(), DicomError> {
+/// and a fuzzed file once made it reserve gigabytes that way. Returns the value
+/// range of the first top-level pixel data of defined length.
+fn data_set(
+    data: &[u8],
+    explicit: bool,
+    big: bool,
+) -> Result<Option<std::ops::Range<usize>>, DicomError> {
     let lying = || DicomError::Malformed("an element is longer than the file".into());
     let misplaced = || DicomError::Malformed("the file's sequences are damaged".into());
     let u16_at = |at: usize| {
@@ -183,6 +191,7 @@ fn data_set(data: &[u8], explicit: bool, big: bool) -> Result<(), DicomError> {
         explicit,
     }];
     let mut pos = 0;
+    let mut pixels = None;
     loop {
         // Defined-length sequences and items that end here are done.
         while stack.len() > 1 && stack.last().is_some_and(|l| l.end == Some(pos)) {
@@ -197,7 +206,7 @@ fn data_set(data: &[u8], explicit: bool, big: bool) -> Result<(), DicomError> {
         }
         if limit - pos < 8 {
             if limit == data.len() {
-                return Ok(());
+                return Ok(pixels);
             }
             return Err(misplaced());
         }
@@ -308,6 +317,9 @@ fn data_set(data: &[u8], explicit: bool, big: bool) -> Result<(), DicomError> {
                 explicit,
             });
         } else {
+            if (group, element) == (0x7FE0, 0x0010) && stack.len() == 1 && pixels.is_none() {
+                pixels = Some(pos..pos + len);
+            }
             pos += len;
         }
     }

@@ -127,16 +127,27 @@ pub fn normalize_preamble(bytes: &[u8]) -> Result<Vec<u8>, DicomError> {
 }
 
 pub(crate) fn open(bytes: &[u8], with_pixels: bool) -> Result<DefaultDicomObject, DicomError> {
+    open_with_layout(bytes, with_pixels).map(|(obj, _)| obj)
+}
+
+/// [`open`], and where the value of native pixel data lies in `bytes` (see
+/// [`super::lengths::check`]).
+pub(crate) fn open_with_layout(
+    bytes: &[u8],
+    with_pixels: bool,
+) -> Result<(DefaultDicomObject, Option<std::ops::Range<usize>>), DicomError> {
     if bytes.len() < 132 || &bytes[128..132] != b"DICM" {
         return Err(DicomError::NotDicom);
     }
-    super::lengths::check(bytes)?;
+    let pixels = super::lengths::check(bytes)?;
     let mut opts = OpenFileOptions::new();
     if !with_pixels {
         opts = opts.read_until(tags::PIXEL_DATA);
     }
-    opts.from_reader(&bytes[128..])
-        .map_err(|e| DicomError::Malformed(e.to_string()))
+    let obj = opts
+        .from_reader(&bytes[128..])
+        .map_err(|e| DicomError::Malformed(e.to_string()))?;
+    Ok((obj, pixels))
 }
 
 pub(crate) fn text(obj: &DefaultDicomObject, tag: Tag) -> String {

@@ -9,6 +9,9 @@ use super::DicomError;
 use super::parse::{int, open, text};
 use dicom_dictionary_std::tags;
 
+/// Native syntaxes whose pixel data a render reads where it lies in the file.
+const LITTLE_ENDIAN_NATIVE: &[&str] = &["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"];
+
 const NATIVE_SYNTAXES: &[&str] = &[
     "1.2.840.10008.1.2",
     "1.2.840.10008.1.2.1",
@@ -144,11 +147,12 @@ struct Samples<'a> {
 /// `jpeg-ls` feature, by dicom-pixeldata; JPEG XL by [`super::jpegxl`]), colour as
 /// interleaved RGB.
 fn samples<'a>(
-    obj: &'a dicom_object::DefaultDicomObject,
+    parsed: &'a ForRender,
     ts: &str,
     frame: u32,
     (w, h): (usize, usize),
 ) -> Result<Samples<'a>, DicomError> {
+    let obj = &parsed.obj;
     let spp = int(obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1);
     let bits_alloc = int(obj, tags::BITS_ALLOCATED).ok_or(DicomError::Missing("BitsAllocated"))?;
     let bits_stored = int(obj, tags::BITS_STORED).unwrap_or(bits_alloc);
@@ -161,9 +165,6 @@ fn samples<'a>(
         return Err(DicomError::Unsupported(format!("{spp} samples per pixel")));
     }
     if NATIVE_SYNTAXES.contains(&ts) {
-        let element = obj
-            .element(tags::PIXEL_DATA)
-            .map_err(|_| DicomError::Missing("PixelData"))?;
         let bpp = (bits_alloc / 8) as usize;
         // YBR_FULL_422 stores two luma samples per chroma pair: 2 samples per pixel.
         let per_pixel = if photometric == "YBR_FULL_422" {
@@ -174,37 +175,34 @@ fn samples<'a>(
         let frame_len = w * h * per_pixel * bpp;
         let start = frame as usize * frame_len;
         let big_endian = ts == "1.2.840.10008.1.2.2";
-        let bytes = match element.value() {
-            // 16-bit pixel data is parsed into 16-bit words. On a little-endian machine
-            // their bytes are the file's (little-endian syntax): the frame is borrowed,
-            // not converted and copied (a mammogram is 27 MB).
-            dicom_core::value::Value::Primitive(dicom_core::PrimitiveValue::U16(words))
-                if cfg!(target_endian = "little") && !big_endian =>
-            {
-                let all: &[u8] = bytemuck::cast_slice(words.as_slice());
-                std::borrow::Cow::Borrowed(
-                    all.get(start..start + frame_len)
-                        .ok_or_else(short_pixel_data)?,
-                )
-            }
-            _ => match element
-                .to_bytes()
-                .map_err(|_| DicomError::Malformed("pixel data is not native".into()))?
-            {
-                std::borrow::Cow::Borrowed(d) => std::borrow::Cow::Borrowed(
-                    d.get(start..start + frame_len)
-                        .ok_or_else(short_pixel_data)?,
-                ),
-                std::borrow::Cow::Owned(mut d) => {
-                    if d.len() < start + frame_len {
-                        return Err(short_pixel_data());
+        let bytes = match &parsed.pixels {
+            Pixels::InFile { file, value } => std::borrow::Cow::Borrowed(
+                file[value.clone()]
+                    .get(start..start + frame_len)
+                    .ok_or_else(short_pixel_data)?,
+            ),
+            Pixels::Parsed => {
+                let data = obj
+                    .element(tags::PIXEL_DATA)
+                    .map_err(|_| DicomError::Missing("PixelData"))?
+                    .to_bytes()
+                    .map_err(|_| DicomError::Malformed("pixel data is not native".into()))?;
+                match data {
+                    std::borrow::Cow::Borrowed(d) => std::borrow::Cow::Borrowed(
+                        d.get(start..start + frame_len)
+                            .ok_or_else(short_pixel_data)?,
+                    ),
+                    std::borrow::Cow::Owned(mut d) => {
+                        if d.len() < start + frame_len {
+                            return Err(short_pixel_data());
+                        }
+                        // The frame, kept in the buffer just made: no second copy.
+                        d.truncate(start + frame_len);
+                        d.drain(..start);
+                        std::borrow::Cow::Owned(d)
                     }
-                    // The frame, kept in the buffer just made: no second copy.
-                    d.truncate(start + frame_len);
-                    d.drain(..start);
-                    std::borrow::Cow::Owned(d)
                 }
-            },
+            }
         };
         return Ok(Samples {
             bytes,
@@ -408,22 +406,51 @@ pub fn render_frame_with(
     frame: u32,
     options: RenderOptions,
 ) -> Result<Rendered, DicomError> {
-    render_parsed(&parse_for_render(bytes)?, frame, options)
+    render_parsed(&parse_for_render(bytes.to_vec())?, frame, options)
 }
 
-/// A file parsed with its pixel data, to render frames from (one parse serves every
-/// frame of a loop).
-pub fn parse_for_render(bytes: &[u8]) -> Result<dicom_object::DefaultDicomObject, DicomError> {
-    open(bytes, true)
+/// A file parsed to render frames from (one parse serves every frame of a loop).
+pub struct ForRender {
+    obj: dicom_object::DefaultDicomObject,
+    pixels: Pixels,
+}
+
+/// Where a parsed file's pixel data is.
+enum Pixels {
+    /// Native pixel data in a little-endian syntax is read where it lies in the
+    /// file's bytes: the attributes are parsed up to it, and its value is not copied
+    /// (a mammogram's is 27 MB, which the parser would copy and hold again).
+    InFile {
+        file: Vec<u8>,
+        value: std::ops::Range<usize>,
+    },
+    /// Parsed with the rest (encapsulated frames, big-endian and deflated files).
+    Parsed,
+}
+
+/// Parses a file to render frames from.
+pub fn parse_for_render(bytes: Vec<u8>) -> Result<ForRender, DicomError> {
+    let (head, value) = super::parse::open_with_layout(&bytes, false)?;
+    let ts = head.meta().transfer_syntax().trim_end_matches('\0').trim();
+    match value {
+        Some(value) if LITTLE_ENDIAN_NATIVE.contains(&ts) => Ok(ForRender {
+            obj: head,
+            pixels: Pixels::InFile { file: bytes, value },
+        }),
+        _ => Ok(ForRender {
+            obj: open(&bytes, true)?,
+            pixels: Pixels::Parsed,
+        }),
+    }
 }
 
 /// One frame of a file already parsed by [`parse_for_render`].
 pub fn render_parsed(
-    obj: &dicom_object::DefaultDicomObject,
+    parsed: &ForRender,
     frame: u32,
     options: RenderOptions,
 ) -> Result<Rendered, DicomError> {
-    let full = render_full(obj, frame, options.window)?;
+    let full = render_full(parsed, frame, options.window)?;
     Ok(match options.viewport {
         Some((w, h)) => full.fit_within(w, h),
         None => full,
@@ -431,10 +458,11 @@ pub fn render_parsed(
 }
 
 fn render_full(
-    obj: &dicom_object::DefaultDicomObject,
+    parsed: &ForRender,
     frame: u32,
     window_override: Option<(f64, f64)>,
 ) -> Result<Rendered, DicomError> {
+    let obj = &parsed.obj;
     let ts = obj
         .meta()
         .transfer_syntax()
@@ -451,7 +479,7 @@ fn render_full(
         return Err(DicomError::Missing("frame"));
     }
     let (w, h) = (cols as usize, rows as usize);
-    let s = samples(obj, &ts, frame, (w, h))?;
+    let s = samples(parsed, &ts, frame, (w, h))?;
     let bpp = (s.bits_allocated / 8) as usize;
     let frame_bytes: &[u8] = &s.bytes;
 
@@ -840,6 +868,42 @@ fn auto_window(counts: &[u64], value_of: impl Fn(usize) -> f64) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Pixel data read where it lies in the file renders exactly as pixel data
+    /// parsed with the rest: grey 16-bit slices and an RGB image.
+    #[test]
+    fn pixels_in_the_file_render_as_parsed_ones() {
+        let mut rng = rand::thread_rng();
+        let spec = crate::dicom::synth::StudySpec::demo(&mut rng);
+        let files = crate::dicom::synth::demo_study(&mut rng, &spec, 2, 48);
+        for file in &files {
+            let in_file = parse_for_render(file.clone()).expect("parse");
+            let Pixels::InFile { value, .. } = &in_file.pixels else {
+                panic!("a native little-endian file keeps its pixels in place");
+            };
+            let rows = int(&in_file.obj, tags::ROWS).expect("rows") as usize;
+            let cols = int(&in_file.obj, tags::COLUMNS).expect("cols") as usize;
+            let spp = int(&in_file.obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1) as usize;
+            let bytes = int(&in_file.obj, tags::BITS_ALLOCATED).expect("bits") as usize / 8;
+            assert_eq!(value.len(), rows * cols * spp * bytes);
+            let parsed = ForRender {
+                obj: open(file, true).expect("open"),
+                pixels: Pixels::Parsed,
+            };
+            for options in [
+                RenderOptions::default(),
+                RenderOptions {
+                    window: Some((40.0, 400.0)),
+                    viewport: Some((20, 20)),
+                },
+            ] {
+                assert_eq!(
+                    render_parsed(&in_file, 0, options).expect("in file"),
+                    render_parsed(&parsed, 0, options).expect("parsed")
+                );
+            }
+        }
+    }
 
     #[test]
     fn voi_matches_the_standard() {

@@ -22,7 +22,7 @@ type Loading = HashMap<String, Arc<tokio::sync::Mutex<()>>>;
 /// (BENCHMARKS.md), since a repeated request is answered from the recent renders.
 const RECENT_ORIGINALS_BYTES: usize = 96 * 1024 * 1024;
 
-pub type Parsed = Arc<dicom_object::DefaultDicomObject>;
+pub type Parsed = Arc<crate::dicom::render::ForRender>;
 
 #[derive(Default)]
 struct Recent {

@@ -366,7 +366,7 @@ async fn draw_looked_up(
         .acquire()
         .await
         .map_err(|_| StudyError::Integrity)?;
-    let draw = move |parsed: &dicom_object::DefaultDicomObject| -> Result<Vec<u8>, StudyError> {
+    let draw = move |parsed: &crate::dicom::render::ForRender| -> Result<Vec<u8>, StudyError> {
         let image = crate::dicom::render::render_parsed(parsed, frame, options)?;
         Ok(match format {
             ImageFormat::Png => image.to_png(),
@@ -391,9 +391,7 @@ async fn draw_looked_up(
     }
     let size = inst.plain_size.max(0) as usize;
     let (parsed, encoded) = read_then(svc, key_row, inst, Checksum::Skip, move |bytes| {
-        let parsed = Arc::new(crate::dicom::render::parse_for_render(&bytes)?);
-        // Not held through the render: the parsed object has what it needs.
-        drop(bytes);
+        let parsed = Arc::new(crate::dicom::render::parse_for_render(bytes)?);
         let encoded = draw(&parsed)?;
         Ok((parsed, encoded))
     })
