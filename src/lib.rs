@@ -1,6 +1,10 @@
 //! Lichtkasten: secure sharing of medical images with patients and their doctors.
 //! See README.md for the code map and the architecture invariants.
 
+// The library has no unsafe code and may not get any; the one unsafe block of the
+// crate (tuning the allocator) is in the binary, main.rs.
+#![forbid(unsafe_code)]
+
 pub mod access;
 pub mod admin;
 pub mod app;

@@ -158,9 +158,10 @@ fn public_url(config: &Config) -> String {
 /// their own and go back to the system when freed: glibc's default threshold rises
 /// to the largest block freed, after which such buffers come from the heap arenas,
 /// which keep them resident. Smaller buffers (a CT slice's half megabyte) stay on
-/// the heap, and up to 4 MiB of free heap is kept rather than trimmed after each
-/// request, so the next render reuses it without page faults. BENCHMARKS.md has
-/// the figures.
+/// the heap, and up to 4 MiB of free heap (per arena) is kept rather than trimmed
+/// after each request, so the next render reuses it without page faults. Set first
+/// thing in `main`, while the runtime's threads have allocated next to nothing.
+/// BENCHMARKS.md has the figures.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn tune_the_allocator() {
     // SAFETY: mallopt only sets tuning values of the allocator, under its own lock;

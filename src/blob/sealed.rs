@@ -38,7 +38,12 @@ impl SealedSource {
     /// The sealed bytes; blocks on a local file, so only on a blocking thread.
     pub fn read(self) -> Result<Vec<u8>, BlobError> {
         match self {
-            SealedSource::Fetched(bytes) => Ok(bytes),
+            SealedSource::Fetched(mut bytes) => {
+                // Gathered in chunks, the buffer may be up to twice the object; a
+                // render keeps it in memory, counted by the object's size.
+                bytes.shrink_to_fit();
+                Ok(bytes)
+            }
             SealedSource::LocalFile(path) => Ok(std::fs::read(path)?),
         }
     }

@@ -86,13 +86,16 @@ pub fn check(file: &[u8]) -> Result<Option<std::ops::Range<usize>>, DicomError> 
         .filter(|end| *end <= file.len())
         .ok_or_else(lying)?;
     let mut syntax: Option<Vec<u8>> = None;
+    let mut seen = std::collections::HashSet::new();
     let mut pos = 144;
     while meta_end - pos >= 8 {
         let (group, element) = (
             u16::from_le_bytes([file[pos], file[pos + 1]]),
             u16::from_le_bytes([file[pos + 2], file[pos + 3]]),
         );
-        if group != 0x0002 {
+        // A repeated element (two transfer syntaxes, say) would let this walk and
+        // the parser, which keeps the last, read the data set differently.
+        if group != 0x0002 || !seen.insert(element) {
             return Err(malformed("the file meta information is damaged"));
         }
         let vr = &file[pos + 4..pos + 6];
@@ -354,6 +357,29 @@ mod tests {
             .expect("PixelData");
         huge[at + 8..at + 12].copy_from_slice(&1_919_903_828u32.to_le_bytes());
         assert!(check(&huge).is_err());
+    }
+
+    /// Two transfer syntaxes: the walk would take the first (implicit VR, where
+    /// this data set is one short element), the parser the last (explicit VR, where
+    /// it is an OB value of 2 GB). A repeated meta element is refused.
+    #[test]
+    fn a_repeated_meta_element_is_refused() {
+        let mut meta = Vec::new();
+        for syntax in [&b"1.2.840.10008.1.2\0"[..], &b"1.2.840.10008.1.2.1\0"[..]] {
+            meta.extend_from_slice(&[0x02, 0x00, 0x10, 0x00, b'U', b'I']);
+            meta.extend_from_slice(&(syntax.len() as u16).to_le_bytes());
+            meta.extend_from_slice(syntax);
+        }
+        let mut file = vec![0u8; 128];
+        file.extend_from_slice(b"DICM");
+        file.extend_from_slice(&[0x02, 0x00, 0x00, 0x00, b'U', b'L', 4, 0]);
+        file.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+        file.extend_from_slice(&meta);
+        file.extend_from_slice(&[0x09, 0x00, 0x00, 0x10, b'O', b'B', 0, 0]);
+        file.extend_from_slice(&[0xF0, 0xFF, 0xFF, 0x7F]);
+        file.resize(file.len() + 0x424F - 4, 0);
+        assert!(check(&file).is_err());
+        assert!(crate::dicom::parse::parse(&file).is_err());
     }
 }
 

@@ -174,20 +174,28 @@ fn samples<'a>(
         };
         let frame_len = w * h * per_pixel * bpp;
         let start = frame as usize * frame_len;
-        let big_endian = ts == "1.2.840.10008.1.2.2";
-        let bytes = match &parsed.pixels {
-            Pixels::InFile { file, value } => std::borrow::Cow::Borrowed(
-                file[value.clone()]
+        let (bytes, big_endian) = match &parsed.pixels {
+            Pixels::InFile { file, value } => {
+                let frame = file[value.clone()]
                     .get(start..start + frame_len)
-                    .ok_or_else(short_pixel_data)?,
-            ),
+                    .ok_or_else(short_pixel_data)?;
+                (std::borrow::Cow::Borrowed(frame), false)
+            }
             Pixels::Parsed => {
-                let data = obj
+                let element = obj
                     .element(tags::PIXEL_DATA)
-                    .map_err(|_| DicomError::Missing("PixelData"))?
+                    .map_err(|_| DicomError::Missing("PixelData"))?;
+                // Words the parser read are numbers now, and their bytes come out
+                // little-endian whatever the file's order; only raw bytes keep it.
+                let file_order = matches!(
+                    element.value(),
+                    dicom_core::value::Value::Primitive(dicom_core::PrimitiveValue::U8(_))
+                );
+                let big_endian = file_order && ts == "1.2.840.10008.1.2.2";
+                let data = element
                     .to_bytes()
                     .map_err(|_| DicomError::Malformed("pixel data is not native".into()))?;
-                match data {
+                let bytes = match data {
                     std::borrow::Cow::Borrowed(d) => std::borrow::Cow::Borrowed(
                         d.get(start..start + frame_len)
                             .ok_or_else(short_pixel_data)?,
@@ -201,7 +209,8 @@ fn samples<'a>(
                         d.drain(..start);
                         std::borrow::Cow::Owned(d)
                     }
-                }
+                };
+                (bytes, big_endian)
             }
         };
         return Ok(Samples {

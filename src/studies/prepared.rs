@@ -167,6 +167,8 @@ async fn prepare(svc: &Services, job: &crate::db::renders::RenderJob) -> Result<
     let mut wanted = vec![(0, THUMBNAIL), (0, PREVIEW)];
     wanted.extend((0..frames).map(|f| (f, SCROLL)));
     wanted.extend((1..frames).map(|f| (f, PREVIEW)));
+    // The parsed original, read once for all of them whatever its size.
+    let mut held = None;
     for (frame, (options, format)) in wanted {
         super::view::prepare_image(
             svc,
@@ -176,9 +178,11 @@ async fn prepare(svc: &Services, job: &crate::db::renders::RenderJob) -> Result<
             frame,
             options,
             format,
+            &mut held,
         )
         .await?;
     }
+    drop(held);
     // Its renders are kept now; holding the parsed original for a viewer that may
     // never come would only fill memory during a big ingest.
     svc.recent_originals.forget(&instance.blob_id);

@@ -205,11 +205,14 @@ pub async fn render_image(
     format: ImageFormat,
 ) -> Result<Vec<u8>, StudyError> {
     let request = (practice_id, study_id, instance_id, frame, options, format);
-    render_maybe_kept(svc, request, Some(svc)).await
+    render_maybe_kept(svc, request, Some(svc), &mut None).await
 }
 
 /// Like [`render_image`], but a drawn variant is kept before this returns: the
 /// preparing job must not call an instance done before its renders are stored.
+/// `held` carries the parsed original from one of the instance's renders to the
+/// next, so a loop too big for the node's memory of originals is still read once.
+#[allow(clippy::too_many_arguments)]
 pub async fn prepare_image(
     svc: &Services,
     practice_id: &str,
@@ -218,9 +221,10 @@ pub async fn prepare_image(
     frame: u32,
     options: crate::dicom::render::RenderOptions,
     format: ImageFormat,
+    held: &mut Option<Parsed>,
 ) -> Result<Vec<u8>, StudyError> {
     let request = (practice_id, study_id, instance_id, frame, options, format);
-    render_maybe_kept(svc, request, None).await
+    render_maybe_kept(svc, request, None, held).await
 }
 
 type RenderRequest<'a> = (
@@ -237,6 +241,7 @@ async fn render_maybe_kept(
     svc: &Services,
     (practice_id, study_id, instance_id, frame, options, format): RenderRequest<'_>,
     keep_later: Option<&Arc<Services>>,
+    held: &mut Option<Parsed>,
 ) -> Result<Vec<u8>, StudyError> {
     let Some(variant) = super::prepared::variant_of(&options, format) else {
         let (key_row, inst) = look_up_instance(svc, practice_id, study_id, instance_id).await?;
@@ -259,8 +264,8 @@ async fn render_maybe_kept(
         .instance(study_id, instance_id)
         .await?
         .ok_or(StudyError::NotFound)?;
-    let encoded =
-        bytes::Bytes::from(draw_looked_up(svc, &key_row, &inst, frame, options, format).await?);
+    let drawn = draw_looked_up(svc, &key_row, &inst, (frame, options, format), held).await?;
+    let encoded = bytes::Bytes::from(drawn);
     let Some(owner) = keep_later else {
         super::prepared::store(
             svc,
@@ -339,23 +344,27 @@ async fn draw_remembered(
         crate::metrics::RECENT_RENDER_HITS.inc();
         return Ok(hit.to_vec());
     }
-    let encoded = draw_looked_up(svc, key_row, inst, frame, options, format).await?;
+    let encoded = draw_looked_up(svc, key_row, inst, (frame, options, format), &mut None).await?;
     svc.recent_renders
         .put(key, bytes::Bytes::copy_from_slice(&encoded));
     Ok(encoded)
 }
 
 /// Draws and encodes one frame of rows just looked up. The parsed original comes
-/// from memory, else it is read, opened, parsed and drawn in one blocking step (the
-/// rows serve the decryption too, no second lookup) and kept for the next frame.
+/// from `held`, else from memory, else it is read, opened, parsed and drawn in one
+/// blocking step (the rows serve the decryption too, no second lookup) and kept for
+/// the next frame, also when this frame cannot be drawn (a request that fails again
+/// and again must not decrypt the whole object each time).
 async fn draw_looked_up(
     svc: &Services,
     key_row: &crate::db::studies::StudyKeyRow,
     inst: &InstanceRow,
-    frame: u32,
-    options: crate::dicom::render::RenderOptions,
-    format: ImageFormat,
+    (frame, options, format): (u32, crate::dicom::render::RenderOptions, ImageFormat),
+    held: &mut Option<Parsed>,
 ) -> Result<Vec<u8>, StudyError> {
+    if i64::from(frame) >= inst.frames.max(1) {
+        return Err(StudyError::NotFound);
+    }
     // A few renders at a time, so a burst of requests for a big image (a mammogram
     // decodes to tens of MB) cannot hold many copies at once; the rest wait.
     let _slot = RENDER_SLOTS
@@ -374,30 +383,34 @@ async fn draw_looked_up(
             ImageFormat::WebP => image.to_webp(),
         }?)
     };
-    let recent = &svc.recent_originals;
     let from_memory = |parsed: Parsed| async move {
         tokio::task::spawn_blocking(move || draw(&parsed))
             .await
             .map_err(|_| StudyError::Integrity)?
     };
-    if let Some(hit) = recent.get(&inst.blob_id) {
+    let recent = &svc.recent_originals;
+    if let Some(hit) = held.clone().or_else(|| recent.get(&inst.blob_id)) {
+        *held = Some(hit.clone());
         return from_memory(hit).await;
     }
     // Requests that miss the same original at once read it once; the others wait
-    // and then find it in memory.
-    let _reading = recent.reading(&inst.blob_id).await;
+    // for the reader (and its render) and then draw from memory, side by side.
+    let reading = recent.reading(&inst.blob_id).await;
     if let Some(hit) = recent.get(&inst.blob_id) {
+        drop(reading);
+        *held = Some(hit.clone());
         return from_memory(hit).await;
     }
     let size = inst.plain_size.max(0) as usize;
     let (parsed, encoded) = read_then(svc, key_row, inst, Checksum::Skip, move |bytes| {
         let parsed = Arc::new(crate::dicom::render::parse_for_render(bytes)?);
-        let encoded = draw(&parsed)?;
+        let encoded = draw(&parsed);
         Ok((parsed, encoded))
     })
     .await?;
-    recent.put(&inst.blob_id, parsed, size);
-    Ok(encoded)
+    recent.put(&inst.blob_id, parsed.clone(), size);
+    *held = Some(parsed);
+    encoded
 }
 
 /// Deletes a study: its data key goes in the same transaction as its rows, so the

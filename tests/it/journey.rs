@@ -209,6 +209,19 @@ async fn demo_journey_end_to_end() {
         }
     }
     assert_eq!(rendered, 5);
+    // A frame the instance does not have, kept size or not: not found.
+    let first = manifest["study"]["series"][0]["instances"][0]["id"]
+        .as_str()
+        .expect("id");
+    for query in ["", "?viewport=10,10"] {
+        let res = app
+            .get_with_cookie(
+                &format!("/view/api/instances/{first}/frames/2/rendered{query}"),
+                &cookie,
+            )
+            .await;
+        assert_eq!(res.status(), 404, "frame 2 {query}");
+    }
     // The demo study's instances are not reachable from this grant's session.
     let demo_study_id = demo["study_id"].as_str().expect("demo study");
     let other = app

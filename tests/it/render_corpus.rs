@@ -121,6 +121,24 @@ fn every_decodable_syntax_renders_like_the_original() {
             "1.2.840.10008.1.2.1.99",
             0.0,
         ),
+        // Native, in the other byte orders and VR encodings.
+        ("dcmconv", &["+ti"], &ct, &ct_ref, "1.2.840.10008.1.2", 0.0),
+        (
+            "dcmconv",
+            &["+tb"],
+            &ct,
+            &ct_ref,
+            "1.2.840.10008.1.2.2",
+            0.0,
+        ),
+        (
+            "dcmconv",
+            &["+tb"],
+            &rgb,
+            &rgb_ref,
+            "1.2.840.10008.1.2.2",
+            0.0,
+        ),
         (
             "python3",
             &[HTJ2K_SCRIPT],
