@@ -86,7 +86,9 @@ pub fn check(file: &[u8]) -> Result<Option<std::ops::Range<usize>>, DicomError> 
         .filter(|end| *end <= file.len())
         .ok_or_else(lying)?;
     let mut syntax: Option<Vec<u8>> = None;
-    let mut seen = std::collections::HashSet::new();
+    // The group length, read above, counts as seen: a second one once told the
+    // parser a different end of the meta group than this walk used.
+    let mut seen = std::collections::HashSet::from([0x0000u16]);
     let mut pos = 144;
     while meta_end - pos >= 8 {
         let (group, element) = (
