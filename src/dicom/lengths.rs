@@ -130,6 +130,12 @@ pub fn check(file: &[u8]) -> Result<Option<std::ops::Range<usize>>, DicomError> 
         }
         pos += len;
     }
+    // The meta elements fill the group exactly, and the data set holds none: the
+    // parser may end the group where its elements stop rather than by its length,
+    // and both must then start the data set at the same byte.
+    if pos != meta_end || data_set_starts_with_meta(&file[meta_end..]) {
+        return Err(malformed("the file meta information is damaged"));
+    }
     let ts = syntax.ok_or_else(|| malformed("the transfer syntax is missing"))?;
     if ts != IMPLICIT_LE && ts != EXPLICIT_BE && !ts.starts_with(b"1.2.840.10008.1.2.") {
         return Err(malformed("unknown transfer syntax"));
@@ -140,6 +146,12 @@ pub fn check(file: &[u8]) -> Result<Option<std::ops::Range<usize>>, DicomError> 
     }
     let pixels = data_set(&file[meta_end..], ts != IMPLICIT_LE, ts == EXPLICIT_BE)?;
     Ok(pixels.map(|r| meta_end + r.start..meta_end + r.end))
+}
+
+/// Whether the data set's first element is of the meta group (0002), in either byte
+/// order.
+fn data_set_starts_with_meta(data: &[u8]) -> bool {
+    data.len() >= 2 && (data[..2] == [0x02, 0x00] || data[..2] == [0x00, 0x02])
 }
 
 /// What a level of the data set holds next.
