@@ -170,11 +170,19 @@ fn instance_from(r: &AnyRow) -> DbResult<InstanceRow> {
     })
 }
 
-const INSTANCE_SELECT: &str =
-    "SELECT i.id, i.series_id, i.sop_uid, i.sop_class_uid, i.instance_number,
-        i.rows_count, i.columns_count, i.frames, i.view_meta, i.blob_id, b.object_key, b.plain_size,
-        b.sha256
-     FROM instances i JOIN blobs b ON b.id = i.blob_id";
+/// The columns [`instance_from`] reads (instances `i` joined with blobs `b`).
+macro_rules! instance_columns {
+    () => {
+        "i.id, i.series_id, i.sop_uid, i.sop_class_uid, i.instance_number, i.rows_count,
+         i.columns_count, i.frames, i.view_meta, i.blob_id, b.object_key, b.plain_size, b.sha256"
+    };
+}
+
+const INSTANCE_SELECT: &str = concat!(
+    "SELECT ",
+    instance_columns!(),
+    " FROM instances i JOIN blobs b ON b.id = i.blob_id"
+);
 
 impl Db {
     /// The practice's patient with this key, created if new. Safe under concurrent ingest.
@@ -461,18 +469,20 @@ impl Db {
         practice_id: &str,
         (study_uid, series_uid, sop_uid): (&str, &str, &str),
     ) -> DbResult<Option<(StudyKeyRow, InstanceRow)>> {
-        let sql = "SELECT s.id AS study_row_id, s.practice_id AS study_practice_id, s.kek_id,
+        // The study's id and practice are renamed: the instance's own `id` is read too.
+        const SQL: &str = concat!(
+            "SELECT s.id AS study_row_id, s.practice_id AS study_practice_id, s.kek_id,
                 s.wrapped_dek, k.id AS key_id, k.practice_id AS key_practice_id, k.root_key_id,
-                k.wrapped, i.id, i.series_id, i.sop_uid, i.sop_class_uid, i.instance_number,
-                i.rows_count, i.columns_count, i.frames, i.view_meta, i.blob_id, b.object_key,
-                b.plain_size, b.sha256
-             FROM studies s LEFT JOIN practice_keys k ON k.id = s.kek_id
+                k.wrapped, ",
+            instance_columns!(),
+            " FROM studies s LEFT JOIN practice_keys k ON k.id = s.kek_id
              JOIN instances i ON i.study_id = s.id
              JOIN blobs b ON b.id = i.blob_id
              JOIN series se ON se.id = i.series_id
              WHERE s.practice_id = $1 AND s.study_uid = $2 AND se.series_uid = $3
-               AND i.sop_uid = $4";
-        let row = sqlx::query(sql)
+               AND i.sop_uid = $4"
+        );
+        let row = sqlx::query(SQL)
             .bind(practice_id)
             .bind(study_uid)
             .bind(series_uid)

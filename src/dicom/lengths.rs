@@ -10,6 +10,7 @@ use dicom_core::{Tag, VR};
 const UNDEFINED: u32 = 0xFFFF_FFFF;
 const IMPLICIT_LE: &[u8] = b"1.2.840.10008.1.2";
 const EXPLICIT_BE: &[u8] = b"1.2.840.10008.1.2.2";
+const EXPLICIT_LE: &[u8] = b"1.2.840.10008.1.2.1";
 
 /// Explicit VRs whose length field has 2 bytes; every other VR, unknown ones too,
 /// has 2 reserved bytes and a 4-byte length (as the parser reads them).
@@ -70,8 +71,9 @@ fn implicit_vr(group: u16, element: u16) -> Option<[u8; 2]> {
 
 /// `file` starts at the 128-byte preamble. Deflated data sets are not walked (their
 /// bytes are compressed); everything else is, to its end. Returns where the value of
-/// the data set's pixel data lies in `file` when it has a defined length (native
-/// pixels; encapsulated ones have none), so a render can read it there.
+/// the data set's pixel data lies in `file` when the syntax is native little-endian
+/// (the bytes are then the samples as a render reads them), so a render can read
+/// it there.
 pub fn check(file: &[u8]) -> Result<Option<std::ops::Range<usize>>, DicomError> {
     let lying = || DicomError::Malformed("an element is longer than the file".into());
     let malformed = |what: &str| DicomError::Malformed(what.into());
@@ -145,7 +147,10 @@ pub fn check(file: &[u8]) -> Result<Option<std::ops::Range<usize>>, DicomError> 
         return Ok(None);
     }
     let pixels = data_set(&file[meta_end..], ts != IMPLICIT_LE, ts == EXPLICIT_BE)?;
-    Ok(pixels.map(|r| meta_end + r.start..meta_end + r.end))
+    let native_le = ts == IMPLICIT_LE || ts == EXPLICIT_LE;
+    Ok(pixels
+        .filter(|_| native_le)
+        .map(|r| meta_end + r.start..meta_end + r.end))
 }
 
 /// Whether the data set's first element is of the meta group (0002), in either byte

@@ -127,27 +127,35 @@ pub fn normalize_preamble(bytes: &[u8]) -> Result<Vec<u8>, DicomError> {
 }
 
 pub(crate) fn open(bytes: &[u8], with_pixels: bool) -> Result<DefaultDicomObject, DicomError> {
-    open_with_layout(bytes, with_pixels).map(|(obj, _)| obj)
+    checked(bytes)?;
+    parse_checked(bytes, with_pixels)
 }
 
-/// [`open`], and where the value of native pixel data lies in `bytes` (see
-/// [`super::lengths::check`]).
-pub(crate) fn open_with_layout(
+/// For a render: where native little-endian pixel data lies in `bytes` (see
+/// [`super::lengths::check`]) and the file parsed up to it; any other file parsed
+/// with its pixel data.
+pub(crate) fn open_for_render(
     bytes: &[u8],
-    with_pixels: bool,
 ) -> Result<(DefaultDicomObject, Option<std::ops::Range<usize>>), DicomError> {
+    let pixels = checked(bytes)?;
+    Ok((parse_checked(bytes, pixels.is_none())?, pixels))
+}
+
+/// The length walk every file passes before the parser sees it.
+fn checked(bytes: &[u8]) -> Result<Option<std::ops::Range<usize>>, DicomError> {
     if bytes.len() < 132 || &bytes[128..132] != b"DICM" {
         return Err(DicomError::NotDicom);
     }
-    let pixels = super::lengths::check(bytes)?;
+    super::lengths::check(bytes)
+}
+
+fn parse_checked(bytes: &[u8], with_pixels: bool) -> Result<DefaultDicomObject, DicomError> {
     let mut opts = OpenFileOptions::new();
     if !with_pixels {
         opts = opts.read_until(tags::PIXEL_DATA);
     }
-    let obj = opts
-        .from_reader(&bytes[128..])
-        .map_err(|e| DicomError::Malformed(e.to_string()))?;
-    Ok((obj, pixels))
+    opts.from_reader(&bytes[128..])
+        .map_err(|e| DicomError::Malformed(e.to_string()))
 }
 
 pub(crate) fn text(obj: &DefaultDicomObject, tag: Tag) -> String {

@@ -6,11 +6,8 @@
 //! YBR_FULL_422, PALETTE COLOR. Anything else answers [`DicomError::Unsupported`].
 
 use super::DicomError;
-use super::parse::{int, open, text};
+use super::parse::{int, text};
 use dicom_dictionary_std::tags;
-
-/// Native syntaxes whose pixel data a render reads where it lies in the file.
-const LITTLE_ENDIAN_NATIVE: &[&str] = &["1.2.840.10008.1.2", "1.2.840.10008.1.2.1"];
 
 const NATIVE_SYNTAXES: &[&str] = &[
     "1.2.840.10008.1.2",
@@ -439,18 +436,12 @@ enum Pixels {
 
 /// Parses a file to render frames from.
 pub fn parse_for_render(bytes: Vec<u8>) -> Result<ForRender, DicomError> {
-    let (head, value) = super::parse::open_with_layout(&bytes, false)?;
-    let ts = head.meta().transfer_syntax().trim_end_matches('\0').trim();
-    match value {
-        Some(value) if LITTLE_ENDIAN_NATIVE.contains(&ts) => Ok(ForRender {
-            obj: head,
-            pixels: Pixels::InFile { file: bytes, value },
-        }),
-        _ => Ok(ForRender {
-            obj: open(&bytes, true)?,
-            pixels: Pixels::Parsed,
-        }),
-    }
+    let (obj, value) = super::parse::open_for_render(&bytes)?;
+    let pixels = match value {
+        Some(value) => Pixels::InFile { file: bytes, value },
+        None => Pixels::Parsed,
+    };
+    Ok(ForRender { obj, pixels })
 }
 
 /// One frame of a file already parsed by [`parse_for_render`].
@@ -896,7 +887,7 @@ mod tests {
             let bytes = int(&in_file.obj, tags::BITS_ALLOCATED).expect("bits") as usize / 8;
             assert_eq!(value.len(), rows * cols * spp * bytes);
             let parsed = ForRender {
-                obj: open(file, true).expect("open"),
+                obj: crate::dicom::parse::open(file, true).expect("open"),
                 pixels: Pixels::Parsed,
             };
             for options in [

@@ -451,9 +451,6 @@ async fn rendered(
         .study_key_and_instance_by_uids(&caller.practice_id, (study_uid, series_uid, sop_uid))
         .await?
         .ok_or_else(WebError::not_found)?;
-    if i64::from(frame) >= instance.frames.max(1) {
-        return Err(WebError::not_found());
-    }
     // The rows just read serve the render: no second lookup on this path.
     let image = match view::render_uncached(svc, &study, &instance, frame, options, format).await? {
         Some(image) => image,
