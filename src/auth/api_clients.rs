@@ -80,16 +80,20 @@ pub async fn issue_token(
     Ok(token)
 }
 
+/// The hash a bearer token is stored and looked up by; None for a token longer than
+/// any we issue (not worth hashing).
+pub fn lookup_hash(bearer: &str) -> Option<String> {
+    (bearer.len() <= 256).then(|| token_hash("api-token", bearer))
+}
+
 /// `(practice_id, api_client_row_id)` of a live bearer token.
 pub async fn authenticate(
     db: &Db,
     bearer: &str,
     now: i64,
 ) -> Result<Option<(String, String)>, ApiAuthError> {
-    if bearer.len() > 256 {
+    let Some(hash) = lookup_hash(bearer) else {
         return Ok(None);
-    }
-    Ok(db
-        .api_token_caller(&token_hash("api-token", bearer), now)
-        .await?)
+    };
+    Ok(db.api_token_caller(&hash, now).await?)
 }

@@ -2,6 +2,17 @@
 //! sqlx's `Any` driver (both understand `$1` placeholders); the schema differs per
 //! dialect and lives in `migrations/<dialect>/`.
 
+/// The tables and conditions of a live API bearer token (`$1`: its hash, `$2`: now)
+/// of an enabled, unexpired client, as `t` and `c`: written once for the token check
+/// and for the render lookup that makes that check itself.
+macro_rules! live_api_token {
+    () => {
+        "api_tokens t JOIN api_clients c ON c.id = t.api_client_id
+         WHERE t.token_hash = $1 AND t.expires_at > $2
+           AND c.disabled_at IS NULL AND c.expires_at > $2"
+    };
+}
+
 pub mod access;
 pub mod audit;
 pub mod practices;
@@ -194,8 +205,14 @@ impl Db {
         } else {
             return Err(DbError::UnsupportedUrl);
         };
+        let sqlite = dialect == Dialect::Sqlite;
         let pool = AnyPoolOptions::new()
-            .max_connections(if dialect == Dialect::Sqlite { 8 } else { 16 })
+            .max_connections(if sqlite { 8 } else { 16 })
+            // A pooled SQLite connection is a file handle in this process and cannot
+            // go stale, so the ping before each use (a round trip to the connection's
+            // thread, as long as the query itself) buys nothing there. A PostgreSQL
+            // connection can die with its server, so it is still checked.
+            .test_before_acquire(!sqlite)
             .connect(url)
             .await?;
         Ok(Db {

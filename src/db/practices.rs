@@ -366,12 +366,10 @@ impl Db {
         token_hash: &str,
         now: i64,
     ) -> DbResult<Option<(String, String)>> {
-        let row = sqlx::query(
-            "SELECT t.practice_id, c.id AS client_id FROM api_tokens t
-             JOIN api_clients c ON c.id = t.api_client_id
-             WHERE t.token_hash = $1 AND t.expires_at > $2
-               AND c.disabled_at IS NULL AND c.expires_at > $2",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT t.practice_id, c.id AS client_id FROM ",
+            live_api_token!()
+        ))
         .bind(token_hash)
         .bind(now)
         .fetch_optional(self.pool())

@@ -464,9 +464,15 @@ impl Db {
 
     /// The practice's study (with its key rows) and one of its instances, both by
     /// their DICOM UIDs, in one read: what a DICOMweb render needs first.
-    pub async fn study_key_and_instance_by_uids(
+    /// The study's key rows and the instance for a Retrieve Rendered request, in one
+    /// read that also checks the bearer token: the study must belong to the practice
+    /// of a live token of an enabled client (`live_api_token!`, as in
+    /// `api_token_caller`). None when the token is not live or the instance is not in
+    /// its practice; the caller tells the two apart with `api_token_caller`.
+    pub async fn study_key_and_instance_for_token(
         &self,
-        practice_id: &str,
+        token_hash: &str,
+        now: i64,
         (study_uid, series_uid, sop_uid): (&str, &str, &str),
     ) -> DbResult<Option<(StudyKeyRow, InstanceRow)>> {
         // The study's id and practice are renamed: the instance's own `id` is read too.
@@ -479,11 +485,13 @@ impl Db {
              JOIN instances i ON i.study_id = s.id
              JOIN blobs b ON b.id = i.blob_id
              JOIN series se ON se.id = i.series_id
-             WHERE s.practice_id = $1 AND s.study_uid = $2 AND se.series_uid = $3
-               AND i.sop_uid = $4"
+             WHERE s.practice_id = (SELECT t.practice_id FROM ",
+            live_api_token!(),
+            ") AND s.study_uid = $3 AND se.series_uid = $4 AND i.sop_uid = $5"
         );
         let row = sqlx::query(SQL)
-            .bind(practice_id)
+            .bind(token_hash)
+            .bind(now)
             .bind(study_uid)
             .bind(series_uid)
             .bind(sop_uid)

@@ -17,7 +17,7 @@ pub struct RecentOriginals(Mutex<Recent>, Mutex<Loading>);
 /// first frames of a loop, asked for in parallel) read and parse it once, not each.
 type Loading = HashMap<String, Arc<tokio::sync::Mutex<()>>>;
 
-/// Three mammograms, three loops or about 180 CT slices: what the renders that
+/// Three mammograms or three loops: what the renders that
 /// follow each other need. More mostly raises the node's peak memory under load
 /// (BENCHMARKS.md), since a repeated request is answered from the recent renders.
 const RECENT_ORIGINALS_BYTES: usize = 96 * 1024 * 1024;
@@ -32,7 +32,21 @@ struct Recent {
     bytes: usize,
 }
 
+/// Single-frame originals below this size are not kept: reading, decrypting and
+/// parsing a CT slice again takes about a fifth of a millisecond, while keeping every
+/// slice put each first render on fresh pages (page faults) and filled the node's
+/// memory with slices that are seldom drawn twice from the original (a repeated
+/// render comes from the recent renders).
+const KEEP_SINGLE_FRAME_FROM_BYTES: usize = 4 * 1024 * 1024;
+
 impl RecentOriginals {
+    /// Whether an original is worth keeping after a render: a multi-frame object
+    /// (its frames are asked for one after another) or a big image (a mammogram
+    /// takes tens of milliseconds to read and decrypt).
+    pub fn worth_keeping(frames: i64, size: usize) -> bool {
+        frames > 1 || size >= KEEP_SINGLE_FRAME_FROM_BYTES
+    }
+
     /// Drops everything (what a restarted node starts with).
     pub fn forget_all(&self) {
         if let Ok(mut r) = self.0.lock() {

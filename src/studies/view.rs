@@ -1,7 +1,7 @@
 //! Reading studies: lists and details for the practice, the manifest and rendered
 //! frames for a grant's viewer, deletion with crypto-shredding.
 
-use super::recent::{Parsed, RecentRenders};
+use super::recent::{Parsed, RecentOriginals, RecentRenders};
 use super::{StudyError, StudySummary, open_record};
 use crate::app::Services;
 use crate::audit::{self, Actor};
@@ -352,9 +352,10 @@ async fn draw_remembered(
 
 /// Draws and encodes one frame of rows just looked up. The parsed original comes
 /// from `held`, else from memory, else it is read, opened, parsed and drawn in one
-/// blocking step (the rows serve the decryption too, no second lookup) and kept for
-/// the next frame, also when this frame cannot be drawn (a request that fails again
-/// and again must not decrypt the whole object each time).
+/// blocking step (the rows serve the decryption too, no second lookup). A loop or a
+/// big image is then kept for the next frame, also when this frame cannot be drawn (a
+/// request that fails again and again must not decrypt the whole object each time);
+/// a small single-frame image is cheaper to read again than to keep.
 async fn draw_looked_up(
     svc: &Services,
     key_row: &crate::db::studies::StudyKeyRow,
@@ -389,26 +390,35 @@ async fn draw_looked_up(
             .map_err(|_| StudyError::Integrity)?
     };
     let recent = &svc.recent_originals;
-    if let Some(hit) = held.clone().or_else(|| recent.get(&inst.blob_id)) {
+    let size = inst.plain_size.max(0) as usize;
+    let keep = RecentOriginals::worth_keeping(inst.frames, size);
+    if let Some(hit) = held
+        .clone()
+        .or_else(|| keep.then(|| recent.get(&inst.blob_id))?)
+    {
         *held = Some(hit.clone());
         return from_memory(hit).await;
     }
-    // Requests that miss the same original at once read it once; the others wait
-    // for the reader (and its render) and then draw from memory, side by side.
-    let reading = recent.reading(&inst.blob_id).await;
-    if let Some(hit) = recent.get(&inst.blob_id) {
+    // Requests that miss the same kept original at once read it once; the others
+    // wait for the reader (and its render) and then draw from memory, side by side.
+    let reading = match keep {
+        true => Some(recent.reading(&inst.blob_id).await),
+        false => None,
+    };
+    if let Some(hit) = reading.as_ref().and_then(|_| recent.get(&inst.blob_id)) {
         drop(reading);
         *held = Some(hit.clone());
         return from_memory(hit).await;
     }
-    let size = inst.plain_size.max(0) as usize;
     let (parsed, encoded) = read_then(svc, key_row, inst, Checksum::Skip, move |bytes| {
         let parsed = Arc::new(crate::dicom::render::parse_for_render(bytes)?);
         let encoded = draw(&parsed);
         Ok((parsed, encoded))
     })
     .await?;
-    recent.put(&inst.blob_id, parsed.clone(), size);
+    if keep {
+        recent.put(&inst.blob_id, parsed.clone(), size);
+    }
     *held = Some(parsed);
     encoded
 }

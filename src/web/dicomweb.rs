@@ -3,7 +3,7 @@
 //! QIDO-RS searches the caller's practice only. Both take API bearer tokens.
 
 use super::error::WebError;
-use super::extract::ApiCaller;
+use super::extract::{ApiBearer, ApiCaller};
 use crate::app::Services;
 use crate::audit::Actor;
 use crate::studies::view;
@@ -383,18 +383,22 @@ pub async fn get_instances(
     Ok(dicom_json(Value::Array(out), StatusCode::OK))
 }
 
-/// Who: the practice's API clients. WADO-RS Retrieve Rendered: one frame (from 1) of
-/// an instance of the practice's study, with `viewport`, `window` (or a preset),
-/// `quality` and JPEG or PNG by `Accept`, like the viewer's images.
+/// Who: the practice's API clients (the bearer token is checked in the instance's
+/// lookup). WADO-RS Retrieve Rendered: one frame (from 1) of an instance of the
+/// practice's study, with `viewport`, `window` (or a preset), `quality` and JPEG or
+/// PNG by `Accept`, like the viewer's images.
 pub async fn get_rendered_frame(
     State(svc): Svc,
-    caller: ApiCaller,
+    caller: ApiBearer,
     Path((study_uid, series_uid, sop_uid, frame)): Path<(String, String, String, u32)>,
     Query(q): Query<super::patient_files::RenderQuery>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
     if frame == 0 {
-        return Err(WebError::not_found());
+        return match caller.caller(&svc).await {
+            Ok(_) => Err(WebError::not_found()),
+            Err(refused) => Ok(refused),
+        };
     }
     rendered(
         &svc,
@@ -407,11 +411,11 @@ pub async fn get_rendered_frame(
     .await
 }
 
-/// Who: the practice's API clients. WADO-RS Retrieve Rendered of an instance (its
-/// first frame).
+/// Who: the practice's API clients (as above). WADO-RS Retrieve Rendered of an
+/// instance (its first frame).
 pub async fn get_rendered_instance(
     State(svc): Svc,
-    caller: ApiCaller,
+    caller: ApiBearer,
     Path((study_uid, series_uid, sop_uid)): Path<(String, String, String)>,
     Query(q): Query<super::patient_files::RenderQuery>,
     headers: HeaderMap,
@@ -429,35 +433,48 @@ pub async fn get_rendered_instance(
 
 async fn rendered(
     svc: &Arc<Services>,
-    caller: &ApiCaller,
+    caller: &ApiBearer,
     (study_uid, series_uid, sop_uid): (&str, &str, &str),
     frame: u32,
     q: &super::patient_files::RenderQuery,
     headers: &HeaderMap,
 ) -> Result<Response, WebError> {
-    let (options, format) = super::patient_files::render_request(q, headers)?;
     let valid_uid = |u: &str| {
         !u.is_empty() && u.len() <= 64 && u.bytes().all(|b| b.is_ascii_digit() || b == b'.')
     };
-    if ![study_uid, series_uid, sop_uid]
+    let valid = [study_uid, series_uid, sop_uid]
         .iter()
-        .all(|u| valid_uid(u))
-    {
-        return Err(WebError::not_found());
-    }
-    // Straight to the one instance: no study details are opened for a render.
-    let (study, instance) = svc
-        .db
-        .study_key_and_instance_by_uids(&caller.practice_id, (study_uid, series_uid, sop_uid))
-        .await?
-        .ok_or_else(WebError::not_found)?;
+        .all(|u| valid_uid(u));
+    // Straight to the one instance, the token checked in the same read: no study
+    // details are opened for a render.
+    let found = match caller.lookup_hash() {
+        Some(hash) if valid => {
+            svc.db
+                .study_key_and_instance_for_token(
+                    &hash,
+                    svc.clock.now(),
+                    (study_uid, series_uid, sop_uid),
+                )
+                .await?
+        }
+        _ => None,
+    };
+    let Some((study, instance)) = found else {
+        // Nothing found: a refused token answers 401 as on every API route, else the
+        // instance is not in the caller's practice.
+        return match caller.caller(svc).await {
+            Ok(_) => Err(WebError::not_found()),
+            Err(refused) => Ok(refused),
+        };
+    };
+    let (options, format) = super::patient_files::render_request(q, headers)?;
     // The rows just read serve the render: no second lookup on this path.
     let image = match view::render_uncached(svc, &study, &instance, frame, options, format).await? {
         Some(image) => image,
         None => {
             view::render_image(
                 svc,
-                &caller.practice_id,
+                &study.practice_id,
                 &study.id,
                 &instance.id,
                 frame,

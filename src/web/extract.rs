@@ -1,5 +1,6 @@
 //! Who may call a handler is in its signature: [`ApiCaller`] for API clients with a
-//! bearer token, [`PatientSession`] for a live patient or referrer session.
+//! bearer token ([`ApiBearer`] where the handler's own lookup checks it),
+//! [`PatientSession`] for a live patient or referrer session.
 
 use super::error::WebError;
 use crate::access::sessions::{PatientScope, check_patient_session};
@@ -24,12 +25,34 @@ impl FromRequestParts<Arc<Services>> for ApiCaller {
         parts: &mut Parts,
         svc: &Arc<Services>,
     ) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
+        ApiBearer::from_headers(&parts.headers).caller(svc).await
+    }
+}
+
+/// A request's bearer token, not checked yet: for a handler that checks it inside the
+/// one database read its answer needs (Retrieve Rendered, where a second round trip
+/// is a measurable share of a render) and, when that read finds nothing, calls
+/// [`ApiBearer::caller`] to answer as [`ApiCaller`] would (401 or, for a live token,
+/// the handler's 404).
+pub struct ApiBearer(Option<String>);
+
+impl ApiBearer {
+    fn from_headers(headers: &axum::http::HeaderMap) -> Self {
+        let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+            .map(|t| t.trim().to_string());
+        ApiBearer(token)
+    }
+
+    /// The hash the token is looked up by; None when no usable token was sent.
+    pub fn lookup_hash(&self) -> Option<String> {
+        self.0.as_deref().and_then(api_clients::lookup_hash)
+    }
+
+    /// The API client the token belongs to, or the 401 answer.
+    pub async fn caller(&self, svc: &Services) -> Result<ApiCaller, Response> {
         let unauthorized = |why: &str| {
             tracing::info!(reason = why, "api call refused");
             let mut r = WebError::new(
@@ -42,7 +65,7 @@ impl FromRequestParts<Arc<Services>> for ApiCaller {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             r
         };
-        let Some(token) = token else {
+        let Some(token) = self.0.as_deref() else {
             return Err(unauthorized("no bearer token"));
         };
         match api_clients::authenticate(&svc.db, token, svc.clock.now()).await {
@@ -53,6 +76,17 @@ impl FromRequestParts<Arc<Services>> for ApiCaller {
             Ok(None) => Err(unauthorized("unknown, expired or disabled token")),
             Err(e) => Err(WebError::internal(e).into_response()),
         }
+    }
+}
+
+impl FromRequestParts<Arc<Services>> for ApiBearer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _svc: &Arc<Services>,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ApiBearer::from_headers(&parts.headers))
     }
 }
 

@@ -6,6 +6,8 @@
 # first request of each image and for a repeat. Needs a release build, Orthanc, dcmtk
 # (dcmcjpls), gdcm (gdcmconv), python3 with pydicom and numpy, curl, jq, and root.
 #   cargo build --release --features jpeg-ls,libjpeg-turbo && bash tests/bench/orthanc_render.sh [ct-slices] [clients]
+# LK_ONLY=1 leaves Orthanc out (no Orthanc needed): Lichtkasten's own figures, for
+# trying a change; TYPES=ct,us limits the image types loaded.
 #
 # Orthanc 1.10 cannot listen on loopback only, so it runs in a network namespace of
 # its own whose only interface is `lo`, and its load comes from inside that namespace.
@@ -15,6 +17,8 @@ ORTHANC=${ORTHANC_BIN:-/usr/sbin/Orthanc}
 SLICES=${1:-40}
 CLIENTS=${2:-4}
 MG_IMAGES=${MG_IMAGES:-8}
+LK_ONLY=${LK_ONLY:-}
+TYPES=${TYPES:-ct,j2k,jls,mg,us}
 WORK=$(mktemp -d)
 LK_PID='' OR_PID=''
 trap 'kill $LK_PID $OR_PID 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -28,8 +32,14 @@ mkdir -p "$WORK/img/ct" "$WORK/img/j2k" "$WORK/img/jls"
 # (the last file, an RGB secondary capture) is left out.
 for t in ct j2k jls; do rm -f "$(ls "$WORK/src-$t"/*.dcm | tail -1)"; done
 cp "$WORK"/src-ct/*.dcm "$WORK/img/ct/"
-for f in "$WORK"/src-j2k/*.dcm; do gdcmconv --j2k "$f" "$WORK/img/j2k/$(basename "$f")"; done
-for f in "$WORK"/src-jls/*.dcm; do dcmcjpls "$f" "$WORK/img/jls/$(basename "$f")"; done
+# (The CT series is always made: the others take their study attributes from it.)
+wanted() { [[ ",$TYPES," == *",$1,"* ]]; }
+if wanted j2k; then
+  for f in "$WORK"/src-j2k/*.dcm; do gdcmconv --j2k "$f" "$WORK/img/j2k/$(basename "$f")"; done
+fi
+if wanted jls; then
+  for f in "$WORK"/src-jls/*.dcm; do dcmcjpls "$f" "$WORK/img/jls/$(basename "$f")"; done
+fi
 rm -rf "$WORK"/src-*
 python3 "$HERE/orthanc_render_tool.py" generate "$WORK/img" "$MG_IMAGES" >"$WORK/index.json"
 echo "images: $(du -sh "$WORK/img" | cut -f1) in $(find "$WORK/img" -name '*.dcm' | wc -l) files"
@@ -96,11 +106,14 @@ stop_orthanc() {
   [ "$peak" -gt "$OR_PEAK" ] && OR_PEAK=$peak
   kill "$OR_PID"; wait "$OR_PID" 2>/dev/null || true
 }
-start_orthanc
-OR_VERSION=$(ns curl -sf "$OR_URL/system" | jq -r .Version)
+if [ -z "$LK_ONLY" ]; then
+  start_orthanc
+  OR_VERSION=$(ns curl -sf "$OR_URL/system" | jq -r .Version)
+fi
 
 # --- Upload: Lichtkasten by STOW-RS (one request per series), Orthanc by POST /instances
 for t in ct j2k jls mg us; do
+  [ -n "$(ls "$WORK/img/$t")" ] || continue
   {
     for f in "$WORK/img/$t"/*.dcm; do
       printf -- '--lkbench\r\nContent-Type: application/dicom\r\n\r\n'
@@ -114,10 +127,11 @@ for t in ct j2k jls mg us; do
     --data-binary @- >"$WORK/stow-$t.code"
   echo "Lichtkasten STOW-RS $t: HTTP $(cat "$WORK/stow-$t.code"), stored $(jq '.["00081199"].Value | length' "$WORK/stow-$t.json"), failed $(jq '.["00081198"].Value // [] | length' "$WORK/stow-$t.json")"
 done
-ns python3 "$HERE/orthanc_render_tool.py" orthanc-upload "$OR_URL" "$WORK/index.json" >"$WORK/orthanc-ids.json"
+[ -n "$LK_ONLY" ] ||
+  ns python3 "$HERE/orthanc_render_tool.py" orthanc-upload "$OR_URL" "$WORK/index.json" >"$WORK/orthanc-ids.json"
 
 t0=$(date +%s)
-wait_idle "$LK_PID"; wait_idle "$OR_PID"
+wait_idle "$LK_PID"; [ -n "$LK_ONLY" ] || wait_idle "$OR_PID"
 echo "Lichtkasten idle $(($(date +%s) - t0)) s after the upload; render cache: $(cache)"
 echo "  (a thumbnail of each instance and the scrolling size and 768 preview of every frame are prepared at ingest)"
 
@@ -141,10 +155,10 @@ echo 5 >"/proc/$LK_PID/clear_refs"
 run() { # server endpoint [python args...]
   local srv=$1 ep=$2; shift 2
   if [ "$srv" = orthanc ]; then
-    ns python3 "$TOOL" load --server "$srv" --endpoint "$ep" --clients "$CLIENTS" --pid "$OR_PID" \
+    ns python3 "$TOOL" load --server "$srv" --endpoint "$ep" --clients "$CLIENTS" --pid "$OR_PID" --types "$TYPES" \
       --index "$WORK/index.json" --ids "$WORK/orthanc-ids.json" --base "$OR_URL" "$@" >>"$RES"
   else
-    python3 "$TOOL" load --server "$srv" --endpoint "$ep" --clients "$CLIENTS" --pid "$LK_PID" \
+    python3 "$TOOL" load --server "$srv" --endpoint "$ep" --clients "$CLIENTS" --pid "$LK_PID" --types "$TYPES" \
       --index "$WORK/index.json" --ids "$WORK/lk-study.json" --base "$BASE" "$@" >>"$RES"
   fi
 }
@@ -153,16 +167,17 @@ for ep in full preview768 orthanc-preview; do
     full) run lichtkasten full --header "Authorization: Bearer $TOKEN" ;;
     preview768) [ -n "$SESSION" ] && run lichtkasten preview768 --header "Cookie: $SESSION" ;;
   esac
+  [ -n "$LK_ONLY" ] && continue
   stop_orthanc; start_orthanc
   run orthanc "$ep"
 done
 LK_PEAK=$(hwm "$LK_PID")
 LK_CACHE=$(cache)
-stop_orthanc
+[ -n "$LK_ONLY" ] || stop_orthanc
 
 echo
 echo "Lichtkasten $("$BIN" --version | awk '{print $2}') (demo: SQLite, filesystem store; originals and"
-echo "  kept renders encrypted with AES-256-GCM, decrypted on each use) vs Orthanc $OR_VERSION"
+echo "  kept renders encrypted with AES-256-GCM, decrypted on each use) vs Orthanc ${OR_VERSION:-(not run)}"
 echo "machine: $(nproc) cores; $(date -u +%Y-%m-%d); $CLIENTS concurrent clients; peak RSS:"
 echo "  Lichtkasten $LK_PEAK MiB, Orthanc $OR_PEAK MiB (highest of its runs) during the load"
 echo "Lichtkasten render cache after the load: $LK_CACHE(only the thumbnail, the 768 JPEG"

@@ -3,6 +3,7 @@
 //! its series and instances, and another practice's token finds nothing.
 
 use super::helpers::TestApp;
+use lichtkasten::clock::Clock;
 use std::process::Command;
 
 fn client_present() -> bool {
@@ -245,4 +246,62 @@ async fn stow_and_qido_with_dicomweb_client() {
         .await
         .expect("get");
     assert_eq!(res.status(), 401);
+
+    // Retrieve Rendered checks the token inside its own lookup; what that refuses is
+    // refused as on every API route, whatever the path names: no token, an unknown
+    // one, a disabled client's and an expired one answer 401.
+    let res = app
+        .http
+        .get(format!("{}{base_path}/rendered", app.base))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
+    for path in [
+        format!("{base_path}/rendered"),
+        format!("{base_path}/frames/0/rendered"),
+        "/dicomweb/studies/x/series/y/instances/z/rendered".to_string(),
+    ] {
+        let res = app.get_api("lk_no_such_token", &path).await;
+        assert_eq!(res.status(), 401, "{path}");
+    }
+    let res = app
+        .get_api(&token, &format!("{base_path}/frames/0/rendered"))
+        .await;
+    assert_eq!(res.status(), 404, "frames count from 1");
+    let svc = app.services();
+    let other_client = other["api_client_id"].as_str().expect("client id");
+    let mut disabled = false;
+    for practice in svc.db.practices().await.expect("practices") {
+        for client in svc
+            .db
+            .api_clients_of_practice(&practice.id)
+            .await
+            .expect("clients")
+        {
+            if client.client_id == other_client {
+                disabled = svc
+                    .db
+                    .disable_api_client(&practice.id, &client.id, app.clock.now())
+                    .await
+                    .expect("disable");
+            }
+        }
+    }
+    assert!(disabled, "the other practice's client was disabled");
+    let res = app
+        .get_api(&other_token, &format!("{base_path}/rendered"))
+        .await;
+    assert_eq!(res.status(), 401, "disabled client");
+    assert_eq!(
+        app.get_api(&token, &format!("{base_path}/rendered"))
+            .await
+            .status(),
+        200
+    );
+    app.clock
+        .advance(lichtkasten::auth::api_clients::TOKEN_TTL_SECS + 1);
+    let res = app.get_api(&token, &format!("{base_path}/rendered")).await;
+    assert_eq!(res.status(), 401, "expired token");
 }
