@@ -462,8 +462,6 @@ impl Db {
         rows.iter().map(instance_from).collect()
     }
 
-    /// The practice's study (with its key rows) and one of its instances, both by
-    /// their DICOM UIDs, in one read: what a DICOMweb render needs first.
     /// The study's key rows and the instance for a Retrieve Rendered request, in one
     /// read that also checks the bearer token: the study must belong to the practice
     /// of a live token of an enabled client (`live_api_token!`, as in

@@ -313,7 +313,7 @@ fn decode_by_library(
         3 => "RGB".to_string(),
         _ => photometric,
     };
-    Ok((decoded.data().to_vec(), photometric))
+    Ok((decoded.into_data(), photometric))
 }
 
 /// The fragments of encapsulated pixel data (none for native data) and the number

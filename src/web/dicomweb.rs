@@ -395,10 +395,7 @@ pub async fn get_rendered_frame(
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
     if frame == 0 {
-        return match caller.caller(&svc).await {
-            Ok(_) => Err(WebError::not_found()),
-            Err(refused) => Ok(refused),
-        };
+        return caller.nothing_found(&svc).await;
     }
     rendered(
         &svc,
@@ -460,12 +457,7 @@ async fn rendered(
         _ => None,
     };
     let Some((study, instance)) = found else {
-        // Nothing found: a refused token answers 401 as on every API route, else the
-        // instance is not in the caller's practice.
-        return match caller.caller(svc).await {
-            Ok(_) => Err(WebError::not_found()),
-            Err(refused) => Ok(refused),
-        };
+        return caller.nothing_found(svc).await;
     };
     let (options, format) = super::patient_files::render_request(q, headers)?;
     // The rows just read serve the render: no second lookup on this path.

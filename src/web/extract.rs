@@ -51,6 +51,15 @@ impl ApiBearer {
         self.0.as_deref().and_then(api_clients::lookup_hash)
     }
 
+    /// The answer when the handler's own lookup found nothing: 401 for a refused
+    /// token, as on every API route, else 404.
+    pub async fn nothing_found(&self, svc: &Services) -> Result<Response, WebError> {
+        match self.caller(svc).await {
+            Ok(_) => Err(WebError::not_found()),
+            Err(refused) => Ok(refused),
+        }
+    }
+
     /// The API client the token belongs to, or the 401 answer.
     pub async fn caller(&self, svc: &Services) -> Result<ApiCaller, Response> {
         let unauthorized = |why: &str| {
