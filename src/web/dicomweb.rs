@@ -389,17 +389,17 @@ pub async fn get_instances(
 /// PNG by `Accept`, like the viewer's images.
 pub async fn get_rendered_frame(
     State(svc): Svc,
-    caller: ApiBearer,
+    bearer: ApiBearer,
     Path((study_uid, series_uid, sop_uid, frame)): Path<(String, String, String, u32)>,
     Query(q): Query<super::patient_files::RenderQuery>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
     if frame == 0 {
-        return caller.nothing_found(&svc).await;
+        return bearer.nothing_found(&svc).await;
     }
     rendered(
         &svc,
-        &caller,
+        &bearer,
         (&study_uid, &series_uid, &sop_uid),
         frame - 1,
         &q,
@@ -412,14 +412,14 @@ pub async fn get_rendered_frame(
 /// instance (its first frame).
 pub async fn get_rendered_instance(
     State(svc): Svc,
-    caller: ApiBearer,
+    bearer: ApiBearer,
     Path((study_uid, series_uid, sop_uid)): Path<(String, String, String)>,
     Query(q): Query<super::patient_files::RenderQuery>,
     headers: HeaderMap,
 ) -> Result<Response, WebError> {
     rendered(
         &svc,
-        &caller,
+        &bearer,
         (&study_uid, &series_uid, &sop_uid),
         0,
         &q,
@@ -430,7 +430,7 @@ pub async fn get_rendered_instance(
 
 async fn rendered(
     svc: &Arc<Services>,
-    caller: &ApiBearer,
+    bearer: &ApiBearer,
     (study_uid, series_uid, sop_uid): (&str, &str, &str),
     frame: u32,
     q: &super::patient_files::RenderQuery,
@@ -444,7 +444,7 @@ async fn rendered(
         .all(|u| valid_uid(u));
     // Straight to the one instance, the token checked in the same read: no study
     // details are opened for a render.
-    let found = match caller.lookup_hash() {
+    let found = match bearer.lookup_hash() {
         Some(hash) if valid => {
             svc.db
                 .study_key_and_instance_for_token(
@@ -457,7 +457,7 @@ async fn rendered(
         _ => None,
     };
     let Some((study, instance)) = found else {
-        return caller.nothing_found(svc).await;
+        return bearer.nothing_found(svc).await;
     };
     let (options, format) = super::patient_files::render_request(q, headers)?;
     // The rows just read serve the render: no second lookup on this path.
