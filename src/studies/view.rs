@@ -392,20 +392,21 @@ async fn draw_looked_up(
     let recent = &svc.recent_originals;
     let size = inst.plain_size.max(0) as usize;
     let keep = RecentOriginals::worth_keeping(inst.frames, size);
-    if let Some(hit) = held
-        .clone()
-        .or_else(|| keep.then(|| recent.get(&inst.blob_id))?)
-    {
+    // (A small single-frame original is never kept, so it is simply not found.)
+    if let Some(hit) = held.clone().or_else(|| recent.get(&inst.blob_id)) {
         *held = Some(hit.clone());
         return from_memory(hit).await;
     }
     // Requests that miss the same kept original at once read it once; the others
     // wait for the reader (and its render) and then draw from memory, side by side.
-    let reading = match keep {
-        true => Some(recent.reading(&inst.blob_id).await),
-        false => None,
+    let reading = if keep {
+        Some(recent.reading(&inst.blob_id).await)
+    } else {
+        None
     };
-    if let Some(hit) = reading.as_ref().and_then(|_| recent.get(&inst.blob_id)) {
+    if reading.is_some()
+        && let Some(hit) = recent.get(&inst.blob_id)
+    {
         drop(reading);
         *held = Some(hit.clone());
         return from_memory(hit).await;
