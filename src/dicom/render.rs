@@ -519,17 +519,7 @@ fn render_full(
                     }
                 });
             let invert = s.photometric == "MONOCHROME1";
-            // An entry for every 16-bit value, so no look-up needs a bounds check;
-            // only those the stored bits can reach are worked out.
-            let mut table = Box::new([0u8; 1 << 16]);
-            for (r, entry) in table.iter_mut().enumerate().take(1 << bits) {
-                let v = modality(r);
-                let g = match &voi_lut {
-                    Some(lut) => lut.look_up(v.round() as i64),
-                    None => voi_linear(v, window.0, window.1),
-                };
-                *entry = if invert { 255 - g } else { g };
-            }
+            let table = grey_table(bits, signed, &modality, voi_lut.as_ref(), window, invert);
             let pixels = map_through(frame_bytes, bpp, bits, s.big_endian, &table);
             Ok(Rendered {
                 width: w as u32,
@@ -760,6 +750,81 @@ pub fn voi_linear(x: f64, center: f64, width: f64) -> u8 {
     }
 }
 
+/// The grey level of every stored value: modality LUT (`modality`), then the VOI
+/// LUT or the linear window, then inversion for MONOCHROME1. An entry for every
+/// 16-bit value, so no look-up needs a bounds check; only those the stored bits can
+/// reach are worked out.
+fn grey_table(
+    bits: u32,
+    signed: bool,
+    modality: &impl Fn(usize) -> f64,
+    voi_lut: Option<&Palette>,
+    window: (f64, f64),
+    invert: bool,
+) -> Box<[u8; 1 << 16]> {
+    let mut table = Box::new([0u8; 1 << 16]);
+    let reachable = &mut table[..1 << bits];
+    match voi_lut {
+        Some(lut) => {
+            for (r, entry) in reachable.iter_mut().enumerate() {
+                let g = lut.look_up(modality(r).round() as i64);
+                *entry = if invert { 255 - g } else { g };
+            }
+        }
+        None => {
+            let grey = |r: usize| {
+                let g = voi_linear(modality(r), window.0, window.1);
+                if invert { 255 - g } else { g }
+            };
+            // Signed values wrap at the sign bit; each half is a straight line
+            // through the window, so its greys only rise or only fall.
+            let split = if signed { 1 << (bits - 1) } else { 1 << bits };
+            let (low, high) = reachable.split_at_mut(split);
+            fill_monotone(low, 0, grey);
+            fill_monotone(high, split, grey);
+        }
+    }
+    table
+}
+
+/// `table[i] = grey(first + i)` for a `grey` that only rises or only falls. Most
+/// entries lie outside the window, where it is 0 or 255: those runs at both ends are
+/// found by bisection and filled, and only the ramp between is worked out (a 16-bit
+/// table is 65536 entries; a CT window a few hundred).
+fn fill_monotone(table: &mut [u8], first: usize, grey: impl Fn(usize) -> u8) {
+    let len = table.len();
+    let Some(last) = len.checked_sub(1) else {
+        return;
+    };
+    // How many entries, counted inwards from the first one (or the last), equal it;
+    // with a monotone `grey` the equal entries are contiguous.
+    let run = |from_end: bool| {
+        let at = |offset: usize| grey(first + if from_end { last - offset } else { offset });
+        let value = at(0);
+        let (mut same, mut differs) = (1, len);
+        while same < differs {
+            let mid = same + (differs - same) / 2;
+            if at(mid) == value {
+                same = mid + 1;
+            } else {
+                differs = mid;
+            }
+        }
+        (value, same)
+    };
+    let (start_value, start_run) = run(false);
+    table[..start_run].fill(start_value);
+    if start_run == len {
+        return;
+    }
+    let (end_value, end_run) = run(true);
+    let ramp_end = len - end_run;
+    table[ramp_end..].fill(end_value);
+    for (i, entry) in table.iter_mut().enumerate().take(ramp_end).skip(start_run) {
+        *entry = grey(first + i);
+    }
+}
+
 /// The stored bits of each sample, as unsigned numbers (the index into a table of
 /// every possible value), handed to `each` in order.
 fn for_each_raw(
@@ -960,6 +1025,48 @@ mod tests {
             assert_eq!(auto_window(&counts, value_of), expected);
         }
         assert_eq!(auto_window(&[0; 16], |r| r as f64), (0.0, 1.0));
+    }
+
+    /// Filling the runs outside the window gives the table that working out every
+    /// entry gives: signed and unsigned, rising and falling and flat rescales,
+    /// inverted, windows inside, across and outside the values, odd windows.
+    #[test]
+    fn grey_table_equals_every_entry_worked_out() {
+        let windows = [
+            (40.0, 400.0),
+            (-600.0, 1500.0),
+            (0.0, 1.0),
+            (1e9, 10.0),
+            (-1e9, 10.0),
+            (2048.0, 4096.0),
+            (0.3, 1.5),
+            (f64::NAN, 400.0),
+            (40.0, f64::INFINITY),
+        ];
+        for bits in [1u32, 8, 12, 16] {
+            for signed in [false, true] {
+                for (slope, intercept) in [(1.0, -1024.0), (-2.5, 7.0), (0.0, 40.0), (0.01, 0.0)] {
+                    let modality =
+                        |r: usize| stored_value(r as u32, bits, signed) as f64 * slope + intercept;
+                    for window in windows {
+                        for invert in [false, true] {
+                            let table = grey_table(bits, signed, &modality, None, window, invert);
+                            let (reachable, beyond) = table.split_at(1 << bits);
+                            assert!(beyond.iter().all(|&g| g == 0));
+                            for (r, &got) in reachable.iter().enumerate() {
+                                let g = voi_linear(modality(r), window.0, window.1);
+                                let want = if invert { 255 - g } else { g };
+                                assert_eq!(
+                                    got, want,
+                                    "value {r}, {bits} bits, signed {signed}, slope {slope}, \
+                                     window {window:?}, invert {invert}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

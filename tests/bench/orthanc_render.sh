@@ -7,7 +7,7 @@
 # (dcmcjpls), gdcm (gdcmconv), python3 with pydicom and numpy, curl, jq, and root.
 #   cargo build --release --features jpeg-ls,libjpeg-turbo && bash tests/bench/orthanc_render.sh [ct-slices] [clients]
 # LK_ONLY=1 leaves Orthanc out (no Orthanc needed): Lichtkasten's own figures, for
-# trying a change; TYPES=ct,us limits the image types loaded.
+# trying a change; TYPES=ct,us limits the image types loaded; CT_BITS_STORED: see below.
 #
 # Orthanc 1.10 cannot listen on loopback only, so it runs in a network namespace of
 # its own whose only interface is `lo`, and its load comes from inside that namespace.
@@ -32,6 +32,11 @@ mkdir -p "$WORK/img/ct" "$WORK/img/j2k" "$WORK/img/jls"
 # (the last file, an RGB secondary capture) is left out.
 for t in ct j2k jls; do rm -f "$(ls "$WORK/src-$t"/*.dcm | tail -1)"; done
 cp "$WORK"/src-ct/*.dcm "$WORK/img/ct/"
+# CT_BITS_STORED=16: the CT slices declare all 16 bits stored (as many scanners write
+# them) instead of 12; the values stay the same.
+if [ -n "${CT_BITS_STORED:-}" ]; then
+  dcmodify -nb -m "BitsStored=$CT_BITS_STORED" -m "HighBit=$((CT_BITS_STORED - 1))" "$WORK"/img/ct/*.dcm >/dev/null
+fi
 # (The CT series is always made: the others take their study attributes from it.)
 wanted() { [[ ",$TYPES," == *",$1,"* ]]; }
 if wanted j2k; then
