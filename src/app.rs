@@ -34,6 +34,8 @@ pub struct Services {
     pub staff_login_limiter: crate::access::ratelimit::IpLimiter,
     /// Password checks in progress per address (sign-in pages of staff and patients).
     pub password_checks: crate::access::ratelimit::InFlight,
+    /// Requests per API client and minute (`api_requests_per_minute`).
+    pub api_limiter: crate::access::ratelimit::KeyLimiter,
     /// Wakes the node's render preparer after an ingest.
     pub preparer: Arc<crate::studies::prepared::Preparer>,
     /// Originals read a moment ago, for the renders that follow (memory only).
@@ -87,6 +89,7 @@ pub async fn build(
         signin_limiter: crate::access::ratelimit::IpLimiter::new(30, 600),
         staff_login_limiter: crate::access::ratelimit::IpLimiter::new(60, 600),
         password_checks: crate::access::ratelimit::InFlight::new(2),
+        api_limiter: crate::access::ratelimit::KeyLimiter::new(config.api_requests_per_minute),
         preparer: Arc::default(),
         recent_originals: Default::default(),
         recent_renders: Default::default(),

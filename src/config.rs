@@ -62,6 +62,9 @@ pub struct Config {
     /// Background workers preparing renders at ingest (0: this node prepares none,
     /// another node of the same database does).
     pub render_workers: usize,
+    /// Requests one API client may send per minute (all its tokens together); more
+    /// get 429 with `Retry-After`. 0: no limit (for benchmarks only).
+    pub api_requests_per_minute: u32,
     pub log: String,
 }
 
@@ -100,6 +103,7 @@ impl Default for Config {
             max_upload_files: 5000,
             default_access_days: 90,
             render_workers: 1,
+            api_requests_per_minute: 600,
             log: "info".into(),
         }
     }
@@ -191,6 +195,9 @@ impl Config {
         }
         if let Some(v) = env_parse("LICHTKASTEN_RENDER_WORKERS")? {
             self.render_workers = v;
+        }
+        if let Some(v) = env_parse("LICHTKASTEN_API_REQUESTS_PER_MINUTE")? {
+            self.api_requests_per_minute = v;
         }
         if let Some(v) = env_parse("LICHTKASTEN_DEFAULT_ACCESS_DAYS")? {
             self.default_access_days = v;

@@ -117,3 +117,99 @@ mod in_flight_tests {
         assert!(f.enter(ip).is_some());
     }
 }
+
+/// Requests per API client: each may send `per_minute` at once and then
+/// `per_minute / 60` per second (a token bucket refilled evenly, kept as the time
+/// the bucket is full again). Per node, like [`IpLimiter`]: behind N nodes a client
+/// gets up to N times the rate, which still bounds what one key can pull.
+pub struct KeyLimiter {
+    /// Microseconds one request takes from the bucket; 0: no limit.
+    cost_us: i64,
+    full_again_at: Mutex<HashMap<String, i64>>,
+}
+
+const MINUTE_US: i64 = 60_000_000;
+
+impl KeyLimiter {
+    /// `per_minute` 0 turns the limit off (benchmarks that drive one key hard).
+    pub fn new(per_minute: u32) -> Self {
+        KeyLimiter {
+            cost_us: if per_minute == 0 {
+                0
+            } else {
+                (MINUTE_US / i64::from(per_minute)).max(1)
+            },
+            full_again_at: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts a request of `key` at `now` (Unix seconds); `Err(seconds)` to wait
+    /// before the next one is let through.
+    pub fn allow(&self, key: &str, now: i64) -> Result<(), u64> {
+        if self.cost_us == 0 {
+            return Ok(());
+        }
+        let now_us = now.saturating_mul(1_000_000);
+        let Ok(mut map) = self.full_again_at.lock() else {
+            return Err(1);
+        };
+        if map.len() > 10_000 {
+            map.retain(|_, at| *at > now_us);
+        }
+        let full_at = map.get(key).copied().unwrap_or(now_us).max(now_us);
+        let after = full_at + self.cost_us;
+        let over = after - now_us - MINUTE_US;
+        if over > 0 {
+            // Whole seconds, rounded up: the clock this is counted on has no finer ones.
+            return Err(((over + 999_999) / 1_000_000).max(1) as u64);
+        }
+        map.insert(key.to_string(), after);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod key_limiter_tests {
+    use super::*;
+
+    #[test]
+    fn a_minute_at_once_then_the_steady_rate() {
+        let l = KeyLimiter::new(3);
+        assert_eq!(l.allow("a", 100), Ok(()));
+        assert_eq!(l.allow("a", 100), Ok(()));
+        assert_eq!(l.allow("a", 100), Ok(()));
+        // One request refills every 20 s.
+        assert_eq!(l.allow("a", 100), Err(20));
+        assert_eq!(l.allow("a", 110), Err(10));
+        assert_eq!(l.allow("b", 110), Ok(()), "other keys are counted apart");
+        assert_eq!(l.allow("a", 120), Ok(()));
+        assert_eq!(l.allow("a", 120), Err(20));
+        // A quiet minute fills the bucket again, and no further.
+        assert_eq!(l.allow("a", 200), Ok(()));
+        assert_eq!(l.allow("a", 200), Ok(()));
+        assert_eq!(l.allow("a", 200), Ok(()));
+        assert_eq!(l.allow("a", 200), Err(20));
+    }
+
+    #[test]
+    fn six_hundred_a_minute() {
+        let l = KeyLimiter::new(600);
+        for _ in 0..600 {
+            assert_eq!(l.allow("k", 0), Ok(()));
+        }
+        assert_eq!(l.allow("k", 0), Err(1));
+        // Ten a second come back.
+        for _ in 0..10 {
+            assert_eq!(l.allow("k", 1), Ok(()));
+        }
+        assert_eq!(l.allow("k", 1), Err(1));
+    }
+
+    #[test]
+    fn zero_is_no_limit() {
+        let l = KeyLimiter::new(0);
+        for _ in 0..10_000 {
+            assert_eq!(l.allow("k", 0), Ok(()));
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! OAuth2 client credentials: client id + secret → short-lived bearer token.
 
+use crate::access::ratelimit::KeyLimiter;
 use crate::db::Db;
 use crate::domain::{new_id, new_token, token_hash};
 use subtle::ConstantTimeEq;
@@ -11,6 +12,9 @@ pub const CLIENT_LIFETIME_SECS: i64 = 183 * 24 * 3600;
 pub enum ApiAuthError {
     #[error("invalid client")]
     InvalidClient,
+    /// The client has used up its requests per minute; seconds to wait.
+    #[error("rate limited")]
+    RateLimited(u64),
     #[error(transparent)]
     Db(#[from] crate::db::DbError),
 }
@@ -47,8 +51,11 @@ pub async fn create_client(
 }
 
 /// Checks client credentials and issues a bearer token. Every failure looks the same.
+/// A token issued counts as one of the client's requests (`limiter`), so new tokens
+/// do not buy a fresh rate.
 pub async fn issue_token(
     db: &Db,
+    limiter: &KeyLimiter,
     client_id: &str,
     client_secret: &str,
     now: i64,
@@ -68,6 +75,9 @@ pub async fn issue_token(
     if !secret_ok || client.disabled_at.is_some() || client.expires_at <= now {
         return Err(ApiAuthError::InvalidClient);
     }
+    limiter
+        .allow(&client.id, now)
+        .map_err(ApiAuthError::RateLimited)?;
     let token = new_token(&mut rand::rngs::OsRng);
     db.insert_api_token(
         &token_hash("api-token", &token),

@@ -15,6 +15,14 @@ pub struct NewPatient<'a> {
     pub sealed: &'a [u8],
 }
 
+/// What a Retrieve Rendered request's one read finds: the API client whose token
+/// it was (for its rate), the study's key rows and the instance.
+pub struct TokenInstance {
+    pub client_row_id: String,
+    pub study: StudyKeyRow,
+    pub instance: InstanceRow,
+}
+
 #[derive(Debug, Clone)]
 pub struct StudyKeyRow {
     pub id: String,
@@ -472,20 +480,22 @@ impl Db {
         token_hash: &str,
         now: i64,
         (study_uid, series_uid, sop_uid): (&str, &str, &str),
-    ) -> DbResult<Option<(StudyKeyRow, InstanceRow)>> {
+    ) -> DbResult<Option<TokenInstance>> {
         // The study's id and practice are renamed: the instance's own `id` is read too.
         const SQL: &str = concat!(
-            "SELECT s.id AS study_row_id, s.practice_id AS study_practice_id, s.kek_id,
-                s.wrapped_dek, k.id AS key_id, k.practice_id AS key_practice_id, k.root_key_id,
-                k.wrapped, ",
+            "SELECT tok.client_row_id, s.id AS study_row_id, s.practice_id AS study_practice_id,
+                s.kek_id, s.wrapped_dek, k.id AS key_id, k.practice_id AS key_practice_id,
+                k.root_key_id, k.wrapped, ",
             instance_columns!(),
-            " FROM studies s LEFT JOIN practice_keys k ON k.id = s.kek_id
+            " FROM (SELECT t.practice_id, c.id AS client_row_id FROM ",
+            live_api_token!(),
+            ") tok
+             JOIN studies s ON s.practice_id = tok.practice_id
+             LEFT JOIN practice_keys k ON k.id = s.kek_id
              JOIN instances i ON i.study_id = s.id
              JOIN blobs b ON b.id = i.blob_id
              JOIN series se ON se.id = i.series_id
-             WHERE s.practice_id = (SELECT t.practice_id FROM ",
-            live_api_token!(),
-            ") AND s.study_uid = $3 AND se.series_uid = $4 AND i.sop_uid = $5"
+             WHERE s.study_uid = $3 AND se.series_uid = $4 AND i.sop_uid = $5"
         );
         let row = sqlx::query(SQL)
             .bind(token_hash)
@@ -505,7 +515,11 @@ impl Db {
             wrapped_dek: get_bytes(&row, "wrapped_dek")?,
             practice_key: practice_key_of(&row)?,
         };
-        Ok(Some((study, instance_from(&row)?)))
+        Ok(Some(TokenInstance {
+            client_row_id: get_str(&row, "client_row_id")?,
+            study,
+            instance: instance_from(&row)?,
+        }))
     }
 
     pub async fn instance(

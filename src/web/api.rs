@@ -36,7 +36,7 @@ pub async fn post_token(State(svc): Svc, axum::Form(form): axum::Form<TokenForm>
     let (Some(id), Some(secret)) = (form.client_id, form.client_secret) else {
         return oauth_error(StatusCode::BAD_REQUEST, "invalid_request");
     };
-    match api_clients::issue_token(&svc.db, &id, &secret, svc.clock.now()).await {
+    match api_clients::issue_token(&svc.db, &svc.api_limiter, &id, &secret, svc.clock.now()).await {
         Ok(token) => Json(serde_json::json!({
             "access_token": token,
             "token_type": "Bearer",
@@ -44,6 +44,7 @@ pub async fn post_token(State(svc): Svc, axum::Form(form): axum::Form<TokenForm>
         }))
         .into_response(),
         Err(ApiAuthError::InvalidClient) => oauth_error(StatusCode::UNAUTHORIZED, "invalid_client"),
+        Err(ApiAuthError::RateLimited(wait_secs)) => super::extract::too_many_requests(wait_secs),
         Err(e) => WebError::internal(e).into_response(),
     }
 }

@@ -3,9 +3,10 @@
 //! QIDO-RS searches the caller's practice only. Both take API bearer tokens.
 
 use super::error::WebError;
-use super::extract::{ApiBearer, ApiCaller};
+use super::extract::{ApiBearer, ApiCaller, over_rate};
 use crate::app::Services;
 use crate::audit::Actor;
+use crate::db::studies::TokenInstance;
 use crate::studies::view;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -456,9 +457,17 @@ async fn rendered(
         }
         _ => None,
     };
-    let Some((study, instance)) = found else {
+    let Some(TokenInstance {
+        client_row_id,
+        study,
+        instance,
+    }) = found
+    else {
         return bearer.nothing_found(svc).await;
     };
+    if let Some(refused) = over_rate(svc, &client_row_id) {
+        return Ok(refused);
+    }
     let (options, format) = super::patient_files::render_request(q, headers)?;
     // The rows just read serve the render: no second lookup on this path.
     let image = match view::render_uncached(svc, &study, &instance, frame, options, format).await? {

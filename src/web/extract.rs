@@ -78,14 +78,43 @@ impl ApiBearer {
             return Err(unauthorized("no bearer token"));
         };
         match api_clients::authenticate(&svc.db, token, svc.clock.now()).await {
-            Ok(Some((practice_id, client_id))) => Ok(ApiCaller {
-                practice_id,
-                client_id,
-            }),
+            Ok(Some((practice_id, client_id))) => {
+                if let Some(refused) = over_rate(svc, &client_id) {
+                    return Err(refused);
+                }
+                Ok(ApiCaller {
+                    practice_id,
+                    client_id,
+                })
+            }
             Ok(None) => Err(unauthorized("unknown, expired or disabled token")),
             Err(e) => Err(WebError::internal(e).into_response()),
         }
     }
+}
+
+/// Counts a request of an API client (SECURITY.md FI-8); the 429 answer, with
+/// `Retry-After`, once the client has used up its requests per minute.
+pub fn over_rate(svc: &Services, client_row_id: &str) -> Option<Response> {
+    let wait_secs = svc
+        .api_limiter
+        .allow(client_row_id, svc.clock.now())
+        .err()?;
+    tracing::info!(wait_secs, "api call over the client's rate");
+    Some(too_many_requests(wait_secs))
+}
+
+/// 429 with the seconds to wait in `Retry-After`.
+pub fn too_many_requests(wait_secs: u64) -> Response {
+    let mut r = WebError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "Too many requests from this API client. Please retry after the seconds in Retry-After.",
+    )
+    .into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait_secs));
+    r
 }
 
 impl FromRequestParts<Arc<Services>> for ApiBearer {

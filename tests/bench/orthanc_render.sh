@@ -50,7 +50,8 @@ python3 "$HERE/orthanc_render_tool.py" generate "$WORK/img" "$MG_IMAGES" >"$WORK
 echo "images: $(du -sh "$WORK/img" | cut -f1) in $(find "$WORK/img" -name '*.dcm' | wc -l) files"
 
 # --- Lichtkasten: the demo, with its metrics (render cache hits and misses) ----------
-LICHTKASTEN_METRICS_LISTEN=127.0.0.1:0 "$BIN" demo --listen 127.0.0.1:0 --data-dir "$WORK/lk" \
+# The load runs through one API client, far above its default 600 requests a minute.
+LICHTKASTEN_API_REQUESTS_PER_MINUTE=0 LICHTKASTEN_METRICS_LISTEN=127.0.0.1:0 "$BIN" demo --listen 127.0.0.1:0 --data-dir "$WORK/lk" \
   >"$WORK/demo.json" 2>"$WORK/lk.log" &
 LK_PID=$!
 for _ in $(seq 100); do [ -s "$WORK/demo.json" ] && break; sleep 0.2; done

@@ -59,6 +59,55 @@ async function profiled(cdp, work) {
   return result;
 }
 
+// SCROLL_TRACE=1: a Chrome trace of the scroll; the time of each kind of work, by
+// thread, is printed (to stderr), native work included (the profile above sees only
+// JavaScript).
+async function traced(cdp, work) {
+  if (!process.env.SCROLL_TRACE) return work();
+  const events = [];
+  cdp.on('Tracing.dataCollected', ({ value }) => events.push(...value));
+  const done = new Promise((resolve) => cdp.once('Tracing.tracingComplete', resolve));
+  await cdp.send('Tracing.start', {
+    transferMode: 'ReportEvents',
+    traceConfig: { includedCategories: ['devtools.timeline', 'disabled-by-default-devtools.timeline', 'cc', 'viz', 'gpu', 'blink', 'skia'] },
+  });
+  const result = await work();
+  await cdp.send('Tracing.end');
+  await done;
+  const threads = new Map();
+  for (const e of events) {
+    if (e.ph === 'M' && e.name === 'thread_name') threads.set(`${e.pid}:${e.tid}`, e.args.name);
+  }
+  // Time of its own per event name and thread: an event's duration less its children's.
+  const own = new Map();
+  const byThread = new Map();
+  for (const e of events) {
+    if (e.ph !== 'X' || e.dur == null) continue;
+    const k = `${e.pid}:${e.tid}`;
+    if (!byThread.has(k)) byThread.set(k, []);
+    byThread.get(k).push(e);
+  }
+  for (const [k, list] of byThread) {
+    list.sort((a, b) => a.ts - b.ts || b.dur - a.dur);
+    const stack = [];
+    const add = (e, us) => {
+      const name = `${threads.get(k) || k} ${e.name}`;
+      own.set(name, (own.get(name) || 0) + us);
+    };
+    const selfOf = new Map();
+    for (const e of list) {
+      while (stack.length && stack[stack.length - 1].ts + stack[stack.length - 1].dur <= e.ts) stack.pop();
+      const parent = stack[stack.length - 1];
+      if (parent) selfOf.set(parent, (selfOf.get(parent) ?? parent.dur) - Math.min(e.dur, parent.ts + parent.dur - e.ts));
+      stack.push(e);
+    }
+    for (const e of list) add(e, Math.max(0, selfOf.get(e) ?? e.dur));
+  }
+  const top = [...own].sort((a, b) => b[1] - a[1]).slice(0, 30);
+  for (const [name, us] of top) console.error(`${(us / 1000).toFixed(0).padStart(7)} ms  ${name}`);
+  return result;
+}
+
 async function timeLoad(browser, url) {
   const { ctx, page } = await throttledPage(browser);
   try {
@@ -130,7 +179,7 @@ async function timeBigStudy(browser, grant) {
     const [img, canvas, all] = await page.evaluate(() => [window.__lkFirstImg, window.__lkCanvas, window.__lkAll]);
     // Scroll: one ArrowDown per animation frame from the first slice to the last,
     // noting each frame's time and whether the slice asked for is the one drawn.
-    const scroll = await profiled(cdp, () => page.evaluate(() => new Promise((resolve) => {
+    const scroll = await traced(cdp, () => profiled(cdp, () => page.evaluate(() => new Promise((resolve) => {
       const pane = document.querySelector('#image-viewer .iv-pane');
       pane.focus();
       pane.dispatchEvent(new KeyboardEvent('keydown', { key: 'Home', bubbles: true }));
@@ -156,7 +205,7 @@ async function timeBigStudy(browser, grant) {
         requestAnimationFrame(frame);
       };
       requestAnimationFrame(frame);
-    })));
+    }))));
     return { first_image_ms: img - t0, first_canvas_ms: canvas - t0, all_previews_ms: all - t0, scroll };
   } finally {
     await ctx.close();

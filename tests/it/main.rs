@@ -2,6 +2,7 @@
 //! Runs on SQLite + filesystem by default, and on PostgreSQL + S3 when
 //! LICHTKASTEN_TEST_DATABASE_URL and LICHTKASTEN_TEST_S3_* are set (see .ci/run).
 
+mod api_rate;
 mod bad_input;
 mod blob_store;
 mod crash;
