@@ -50,7 +50,8 @@ pub async fn create_client(
     })
 }
 
-/// Checks client credentials and issues a bearer token. Every failure looks the same.
+/// Checks client credentials and issues a bearer token. Every refusal of the
+/// credentials looks the same.
 /// A token issued counts as one of the client's requests (`limiter`), so new tokens
 /// do not buy a fresh rate.
 pub async fn issue_token(
