@@ -762,27 +762,28 @@ fn grey_table(
     window: (f64, f64),
     invert: bool,
 ) -> Box<[u8; 1 << 16]> {
+    let grey = |r: usize| {
+        let v = modality(r);
+        let g = match voi_lut {
+            Some(lut) => lut.look_up(v.round() as i64),
+            None => voi_linear(v, window.0, window.1),
+        };
+        if invert { 255 - g } else { g }
+    };
     let mut table = Box::new([0u8; 1 << 16]);
     let reachable = &mut table[..1 << bits];
-    match voi_lut {
-        Some(lut) => {
-            for (r, entry) in reachable.iter_mut().enumerate() {
-                let g = lut.look_up(modality(r).round() as i64);
-                *entry = if invert { 255 - g } else { g };
-            }
+    if voi_lut.is_some() {
+        // A VOI LUT may go up and down: every entry is worked out.
+        for (r, entry) in reachable.iter_mut().enumerate() {
+            *entry = grey(r);
         }
-        None => {
-            let grey = |r: usize| {
-                let g = voi_linear(modality(r), window.0, window.1);
-                if invert { 255 - g } else { g }
-            };
-            // Signed values wrap at the sign bit; each half is a straight line
-            // through the window, so its greys only rise or only fall.
-            let split = if signed { 1 << (bits - 1) } else { 1 << bits };
-            let (low, high) = reachable.split_at_mut(split);
-            fill_monotone(low, 0, grey);
-            fill_monotone(high, split, grey);
-        }
+    } else {
+        // Signed values wrap at the sign bit; each half is a straight line through
+        // the window, so its greys only rise or only fall.
+        let split = if signed { 1 << (bits - 1) } else { 1 << bits };
+        let (low, high) = reachable.split_at_mut(split);
+        fill_monotone(low, 0, grey);
+        fill_monotone(high, split, grey);
     }
     table
 }

@@ -52,7 +52,7 @@ impl ApiBearer {
     }
 
     /// The answer when the handler's own lookup found nothing: 401 for a refused
-    /// token, as on every API route, else 404.
+    /// token and 429 for a client over its rate, as on every API route, else 404.
     pub async fn nothing_found(&self, svc: &Services) -> Result<Response, WebError> {
         match self.caller(svc).await {
             Ok(_) => Err(WebError::not_found()),
