@@ -1,7 +1,8 @@
 //! Renders one frame to 8-bit pixels: native or encapsulated (JPEG baseline,
 //! extended and lossless, JPEG 2000, RLE, decoded by dicom-pixeldata; JPEG XL by
 //! [`super::jpegxl`], 12-bit JPEG extended by [`super::jpeg12`]),
-//! modality LUT (rescale), VOI window (from the file, or a robust automatic one),
+//! modality LUT (rescale), VOI window (from the file, else its VOI LUT, else for 8
+//! stored bits their whole range, else a robust automatic one),
 //! MONOCHROME1 inverted, RGB in either planar configuration, YBR_FULL and
 //! YBR_FULL_422, PALETTE COLOR. Anything else answers [`DicomError::Unsupported`].
 
@@ -513,6 +514,10 @@ fn render_full(
                 .unwrap_or_else(|| match voi_lut {
                     // The VOI LUT maps the values; no window is used.
                     Some(_) => (0.0, 1.0),
+                    // An image of 8 stored bits was made to be shown as stored (an
+                    // ultrasound loop, an endoscopy still): its whole range, the same
+                    // for every frame, so a loop keeps its brightness while it plays.
+                    None if bits <= 8 => full_range_window(bits, modality),
                     None => {
                         let counts = histogram(frame_bytes, bpp, bits, s.big_endian);
                         auto_window(&counts, modality)
@@ -863,6 +868,16 @@ fn map_through(
     big_endian: bool,
     table: &[u8; 1 << 16],
 ) -> Vec<u8> {
+    // 8 stored bits shown as stored (an ultrasound loop's frames): a copy.
+    if bpp == 1
+        && bits_stored == 8
+        && table[..256]
+            .iter()
+            .enumerate()
+            .all(|(i, &g)| usize::from(g) == i)
+    {
+        return bytes.to_vec();
+    }
     let mask = ((1u32 << bits_stored) - 1) as u16;
     let look_up = |r: u16| table[usize::from(r & mask)];
     match (bpp, big_endian) {
@@ -924,6 +939,18 @@ fn count_in_four(
         .iter()
         .map(|lanes| lanes.iter().map(|&n| u64::from(n)).sum())
         .collect()
+}
+
+/// The window over every value the stored bits can hold (in modality units): for 8
+/// stored bits with the identity rescale, each stored value is its own grey.
+fn full_range_window(bits: u32, value_of: impl Fn(usize) -> f64) -> (f64, f64) {
+    let (lo, hi) = (0..1usize << bits)
+        .map(value_of)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+    let width = (hi - lo).max(1.0) + 1.0;
+    (lo + (hi - lo) / 2.0 + 0.5, width)
 }
 
 /// A window over the 1st–99th percentile of the values (in modality units), so a
@@ -1005,6 +1032,26 @@ mod tests {
         assert_eq!(voi_linear(1000.0, 40.0, 400.0), 255);
         let mid = voi_linear(40.0, 40.0, 400.0);
         assert!((126..=129).contains(&mid), "{mid}");
+    }
+
+    /// 8 stored bits without a window are shown as stored: every value its own grey,
+    /// whatever the frame holds (a dark frame of a loop stays dark).
+    #[test]
+    fn eight_stored_bits_without_a_window_are_shown_as_stored() {
+        let window = full_range_window(8, |r| r as f64);
+        assert_eq!(window, (128.0, 256.0));
+        for v in 0..=255u8 {
+            assert_eq!(voi_linear(f64::from(v), window.0, window.1), v);
+        }
+        let signed = full_range_window(8, |r| stored_value(r as u32, 8, true) as f64);
+        assert_eq!(signed, (0.0, 256.0));
+        let bytes = tiny("MONOCHROME2", 1, vec![10, 60], &[]);
+        let r = render_frame(&bytes, 0).expect("render");
+        assert_eq!(
+            r.pixels,
+            vec![10, 60],
+            "no stretch to the frame's own range"
+        );
     }
 
     /// The histogram's percentiles are those of sorting every pixel, also when a

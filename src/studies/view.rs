@@ -245,7 +245,9 @@ async fn render_maybe_kept(
 ) -> Result<Vec<u8>, StudyError> {
     let Some(variant) = super::prepared::variant_of(&options, format) else {
         let (key_row, inst) = look_up_instance(svc, practice_id, study_id, instance_id).await?;
-        return draw_remembered(svc, &key_row, &inst, frame, options, format).await;
+        return draw_remembered(svc, &key_row, &inst, frame, options, format)
+            .await
+            .map(|image| image.to_vec());
     };
     let key_row = svc
         .db
@@ -320,7 +322,7 @@ pub async fn render_uncached(
     frame: u32,
     options: crate::dicom::render::RenderOptions,
     format: ImageFormat,
-) -> Result<Option<Vec<u8>>, StudyError> {
+) -> Result<Option<bytes::Bytes>, StudyError> {
     if super::prepared::variant_of(&options, format).is_some() {
         return Ok(None);
     }
@@ -330,7 +332,8 @@ pub async fn render_uncached(
 }
 
 /// A render that is not a kept variant: from the node's recent renders when the same
-/// frame was asked for the same way a moment ago, else drawn and remembered.
+/// frame was asked for the same way a moment ago, else drawn and remembered (the
+/// answer and the memory share one buffer).
 async fn draw_remembered(
     svc: &Services,
     key_row: &crate::db::studies::StudyKeyRow,
@@ -338,15 +341,19 @@ async fn draw_remembered(
     frame: u32,
     options: crate::dicom::render::RenderOptions,
     format: ImageFormat,
-) -> Result<Vec<u8>, StudyError> {
+) -> Result<bytes::Bytes, StudyError> {
     let key = RecentRenders::key(&inst.blob_id, frame, &options, format);
     if let Some(hit) = svc.recent_renders.get(&key) {
         crate::metrics::RECENT_RENDER_HITS.inc();
-        return Ok(hit.to_vec());
+        return Ok(hit);
     }
-    let encoded = draw_looked_up(svc, key_row, inst, (frame, options, format), &mut None).await?;
-    svc.recent_renders
-        .put(key, bytes::Bytes::copy_from_slice(&encoded));
+    let mut encoded =
+        draw_looked_up(svc, key_row, inst, (frame, options, format), &mut None).await?;
+    // The encoders leave room to spare (libjpeg-turbo's buffer is sized for the
+    // worst case); the memory must hold no more than it counts.
+    encoded.shrink_to_fit();
+    let encoded = bytes::Bytes::from(encoded);
+    svc.recent_renders.put(key, encoded.clone());
     Ok(encoded)
 }
 

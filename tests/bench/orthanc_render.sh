@@ -7,7 +7,9 @@
 # (dcmcjpls), gdcm (gdcmconv), python3 with pydicom and numpy, curl, jq, and root.
 #   cargo build --release --features jpeg-ls,libjpeg-turbo && bash tests/bench/orthanc_render.sh [ct-slices] [clients]
 # LK_ONLY=1 leaves Orthanc out (no Orthanc needed): Lichtkasten's own figures, for
-# trying a change; TYPES=ct,us limits the image types loaded; CT_BITS_STORED: see below.
+# trying a change; TYPES=ct,us limits the image types loaded; CT_BITS_STORED: see below;
+# US_LOOPS=4 makes four loops instead of one (240 frames a pass: steadier medians);
+# MG_IMAGES sets the number of mammograms.
 #
 # Orthanc 1.10 cannot listen on loopback only, so it runs in a network namespace of
 # its own whose only interface is `lo`, and its load comes from inside that namespace.
@@ -17,6 +19,7 @@ ORTHANC=${ORTHANC_BIN:-/usr/sbin/Orthanc}
 SLICES=${1:-40}
 CLIENTS=${2:-4}
 MG_IMAGES=${MG_IMAGES:-8}
+US_LOOPS=${US_LOOPS:-1}
 LK_ONLY=${LK_ONLY:-}
 TYPES=${TYPES:-ct,j2k,jls,mg,us}
 WORK=$(mktemp -d)
@@ -46,7 +49,7 @@ if wanted jls; then
   for f in "$WORK"/src-jls/*.dcm; do dcmcjpls "$f" "$WORK/img/jls/$(basename "$f")"; done
 fi
 rm -rf "$WORK"/src-*
-python3 "$HERE/orthanc_render_tool.py" generate "$WORK/img" "$MG_IMAGES" >"$WORK/index.json"
+python3 "$HERE/orthanc_render_tool.py" generate "$WORK/img" "$MG_IMAGES" "$US_LOOPS" >"$WORK/index.json"
 echo "images: $(du -sh "$WORK/img" | cut -f1) in $(find "$WORK/img" -name '*.dcm' | wc -l) files"
 
 # --- Lichtkasten: the demo, with its metrics (render cache hits and misses) ----------

@@ -37,7 +37,7 @@ SHARED = [
 ]
 
 
-def generate(root, mg_count):
+def generate(root, mg_count, us_count):
     import numpy as np
     import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
@@ -112,23 +112,25 @@ def generate(root, mg_count):
     r = np.hypot(yy, xx - cols / 2)
     angle = np.abs(np.arctan2(xx - cols / 2, yy + 1))
     sector = (r < rows * 0.95) & (angle < 0.7)
-    loop = np.empty((frames, rows, cols), np.uint8)
-    for f in range(frames):
-        speckle = rng.rayleigh(40, (rows, cols))
-        band = 60 * np.sin(r / 25 - f / 5) + 80
-        loop[f] = np.where(sector, np.clip(speckle + band, 0, 255), 0).astype(np.uint8)
-    ds = new("1.2.840.10008.5.1.4.1.1.3.1", "US", generate_uid(), 1)
-    ds.Rows, ds.Columns = rows, cols
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.NumberOfFrames = frames
-    ds.FrameTime = 33.3
-    ds.FrameIncrementPointer = 0x00181063
-    ds.PixelData = loop.tobytes()
+    series = generate_uid()
     os.makedirs(os.path.join(root, "us"), exist_ok=True)
-    path = os.path.join(root, "us", "US0000.dcm")
-    ds.save_as(path, enforce_file_format=True)
-    add("us", path, ds, frames)
+    for i in range(us_count):
+        loop = np.empty((frames, rows, cols), np.uint8)
+        for f in range(frames):
+            speckle = rng.rayleigh(40, (rows, cols))
+            band = 60 * np.sin(r / 25 - f / 5) + 80
+            loop[f] = np.where(sector, np.clip(speckle + band, 0, 255), 0).astype(np.uint8)
+        ds = new("1.2.840.10008.5.1.4.1.1.3.1", "US", series, i + 1)
+        ds.Rows, ds.Columns = rows, cols
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.NumberOfFrames = frames
+        ds.FrameTime = 33.3
+        ds.FrameIncrementPointer = 0x00181063
+        ds.PixelData = loop.tobytes()
+        path = os.path.join(root, "us", f"US{i:04d}.dcm")
+        ds.save_as(path, enforce_file_format=True)
+        add("us", path, ds, frames)
     json.dump(index, sys.stdout)
 
 
@@ -345,6 +347,7 @@ def main():
     g = sub.add_parser("generate")
     g.add_argument("dir")
     g.add_argument("mg_count", type=int)
+    g.add_argument("us_count", type=int, nargs="?", default=1)
     u = sub.add_parser("orthanc-upload")
     u.add_argument("url")
     u.add_argument("index")
@@ -362,7 +365,7 @@ def main():
     s.add_argument("results")
     a = ap.parse_args()
     if a.cmd == "generate":
-        generate(a.dir, a.mg_count)
+        generate(a.dir, a.mg_count, a.us_count)
     elif a.cmd == "orthanc-upload":
         orthanc_upload(a.url, a.index)
     elif a.cmd == "load":

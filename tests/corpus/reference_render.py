@@ -7,7 +7,8 @@ usage:
 The reference follows the standard, step by step, with numpy only: the stored
 values (BitsStored, signed or not), the modality LUT (RescaleSlope/Intercept),
 then the file's first window with the linear VOI function of PS3.3 C.11.2.1.2, or,
-without a window, the 1st-99th percentile window the product documents;
+without a window, the windows the product documents: for 8 stored bits their whole
+range (shown as stored), else the 1st-99th percentile of the values;
 MONOCHROME1 inverted; RGB as stored (either planar configuration); YBR_FULL
 converted with the ITU-R BT.601 full-range matrix of PS3.3 C.7.6.3.1.2; PALETTE
 COLOR through its lookup tables. Output is PGM (grey) or PPM (colour).
@@ -181,6 +182,14 @@ def reference(path, frame):
     modality = values * slope + intercept
     if "WindowCenter" in ds and "WindowWidth" in ds:
         center, width = first(ds.WindowCenter), first(ds.WindowWidth)
+    elif ds.BitsStored <= 8:
+        # 8 stored bits without a window: the whole range the stored bits can hold.
+        bits = ds.BitsStored
+        raw = np.arange(-(1 << (bits - 1)), 1 << (bits - 1)) if ds.PixelRepresentation else np.arange(1 << bits)
+        ends = raw[[0, -1]] * slope + intercept
+        lo, hi = ends.min(), ends.max()
+        width = max(hi - lo, 1) + 1
+        center = lo + (hi - lo) / 2 + 0.5
     else:
         # The documented automatic window: 1st to 99th percentile of the values.
         flat = np.sort(modality.ravel())
