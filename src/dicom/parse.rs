@@ -43,7 +43,9 @@ pub struct ViewMeta {
     /// Row and column spacing in mm (PixelSpacing, else ImagerPixelSpacing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pixel_spacing: Option<[f64; 2]>,
-    /// The file's first window as (center, width).
+    /// The window the images are drawn with unless another is asked for, as (center,
+    /// width): the file's first, else for grey images of at most 8 stored bits their
+    /// whole range (`render::as_stored_window`); otherwise none (not windowable).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<[f64; 2]>,
     /// ImageOrientationPatient: row then column direction cosines.
@@ -78,7 +80,8 @@ fn view_meta(obj: &DefaultDicomObject) -> ViewMeta {
     let window = floats::<1>(obj, tags::WINDOW_CENTER)
         .zip(floats::<1>(obj, tags::WINDOW_WIDTH))
         .map(|(c, w)| [c[0], w[0]])
-        .filter(|w| w[1] > 0.0);
+        .filter(|w| w[1] > 0.0)
+        .or_else(|| super::render::as_stored_window(obj).map(|(c, w)| [c, w]));
     let patient_orientation = {
         let s = text(obj, tags::PATIENT_ORIENTATION);
         let parts: Vec<String> = s

@@ -941,6 +941,28 @@ fn count_in_four(
         .collect()
 }
 
+/// The window a grey image of at most 8 stored bits is drawn with when its file
+/// gives neither a window nor a VOI LUT: see [`full_range_window`]. `None` for other
+/// images (colour; more stored bits, whose automatic window depends on the pixels).
+/// Known without the pixels, so the viewer can start window/level from it.
+pub fn as_stored_window(obj: &dicom_object::DefaultDicomObject) -> Option<(f64, f64)> {
+    let photometric = text(obj, tags::PHOTOMETRIC_INTERPRETATION).to_uppercase();
+    let grey = matches!(photometric.as_str(), "MONOCHROME1" | "MONOCHROME2")
+        && int(obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1) == 1;
+    let allocated = int(obj, tags::BITS_ALLOCATED)?;
+    let bits = int(obj, tags::BITS_STORED).unwrap_or(allocated);
+    if !grey || !(1..=8).contains(&bits) || voi_lut(obj).is_some() {
+        return None;
+    }
+    let bits = bits as u32;
+    let signed = int(obj, tags::PIXEL_REPRESENTATION).unwrap_or(0) == 1;
+    let slope = float(obj, tags::RESCALE_SLOPE).unwrap_or(1.0);
+    let intercept = float(obj, tags::RESCALE_INTERCEPT).unwrap_or(0.0);
+    Some(full_range_window(bits, |r| {
+        stored_value(r as u32, bits, signed) as f64 * slope + intercept
+    }))
+}
+
 /// The window over every value the stored bits can hold (in modality units): for 8
 /// stored bits with the identity rescale, each stored value is its own grey.
 fn full_range_window(bits: u32, value_of: impl Fn(usize) -> f64) -> (f64, f64) {
@@ -1052,6 +1074,16 @@ mod tests {
             vec![10, 60],
             "no stretch to the frame's own range"
         );
+        // The viewer is told that window, so window/level can start from it.
+        let parsed = parse_for_render(bytes.clone()).expect("parse");
+        assert_eq!(as_stored_window(&parsed.obj), Some((128.0, 256.0)));
+        let spec = crate::dicom::synth::StudySpec::demo(&mut rand::thread_rng());
+        let us = crate::dicom::synth::us_loop(&spec, "2.25.7", "2.25.8", 2, 8);
+        let view = crate::dicom::parse::parse(&us).expect("parse").view;
+        assert_eq!(view.window, Some([128.0, 256.0]), "a loop without a window");
+        let colour = tiny("RGB", 3, vec![1, 2, 3, 4, 5, 6], &[]);
+        let parsed = parse_for_render(colour).expect("parse");
+        assert_eq!(as_stored_window(&parsed.obj), None, "colour has no window");
     }
 
     /// The histogram's percentiles are those of sorting every pixel, also when a

@@ -187,6 +187,10 @@ test('phone: cine plays the ultrasound loop and stops on pause', async () => {
     const stopped = await index(page);
     await new Promise((r) => setTimeout(r, 400));
     assert.equal(await index(page), stopped, 'pause stops the loop');
+    // An 8-bit loop without a window is shown as stored, and that is where
+    // window/level starts.
+    assert.match(await pane(page).locator('.iv-br').textContent(), /C 128\s+W 256/);
+    assert.equal(await page.locator('#image-viewer select.iv-preset').isDisabled(), false);
   } finally {
     await ctx.close();
   }
