@@ -53,15 +53,25 @@ pub const FULL: (RenderOptions, ImageFormat) = (
     ImageFormat::Png,
 );
 
+/// The names kept renders are stored under: the variant, then the version of the
+/// rendering rules it was drawn with. Raise the version when a rule changes what a
+/// kept render looks like (2: 8-bit grey images without a window shown as stored):
+/// renders kept under the old names are then no longer found and are drawn again
+/// when asked (the old ones are deleted with their study).
+pub const THUMBNAIL_NAME: &str = "thumb.2";
+pub const SCROLL_NAME: &str = "scroll.2";
+pub const PREVIEW_NAME: &str = "preview.2";
+pub const FULL_NAME: &str = "full.2";
+
 /// The name under which a request's render is cached, if it is one we keep. Other
 /// windows and sizes are drawn on demand and not stored, so the cache stays bounded
 /// (four renders per frame at most).
 pub fn variant_of(options: &RenderOptions, format: ImageFormat) -> Option<&'static str> {
     [
-        ("thumb", THUMBNAIL),
-        ("scroll", SCROLL),
-        ("preview", PREVIEW),
-        ("full", FULL),
+        (THUMBNAIL_NAME, THUMBNAIL),
+        (SCROLL_NAME, SCROLL),
+        (PREVIEW_NAME, PREVIEW),
+        (FULL_NAME, FULL),
     ]
     .into_iter()
     .find(|(_, (o, f))| o == options && *f == format)

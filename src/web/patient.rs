@@ -443,9 +443,16 @@ async fn first_image_src(
             .await
             .ok()??;
         let dek = svc.keys.study_key(&svc.db, &key_row).await.ok()?;
-        crate::studies::prepared::cached(svc, &scope.study_id, &dek, instance_id, 0, "preview")
-            .await
-            .ok()?
+        crate::studies::prepared::cached(
+            svc,
+            &scope.study_id,
+            &dek,
+            instance_id,
+            0,
+            crate::studies::prepared::PREVIEW_NAME,
+        )
+        .await
+        .ok()?
     };
     match cached.await {
         Some(jpeg) if jpeg.len() <= INLINE_FIRST_IMAGE_MAX => format!(

@@ -87,7 +87,7 @@ async fn renders_are_leased_prepared_encrypted_and_served_from_the_cache() {
     );
     let last = u32::try_from(cine.frames - 1).expect("frame");
     assert!(
-        db.cached_render(&cine.id, last, "preview")
+        db.cached_render(&cine.id, last, lichtkasten::studies::prepared::PREVIEW_NAME)
             .await
             .expect("db")
             .is_some()
@@ -121,7 +121,7 @@ async fn renders_are_leased_prepared_encrypted_and_served_from_the_cache() {
     let preview = before.bytes().await.expect("body").to_vec();
     assert!(preview.starts_with(&[0xFF, 0xD8]), "a JPEG");
     let (_, render_key, _) = db
-        .cached_render(id, 0, "preview")
+        .cached_render(id, 0, lichtkasten::studies::prepared::PREVIEW_NAME)
         .await
         .expect("lookup")
         .expect("cached");
@@ -206,7 +206,7 @@ async fn a_variant_drawn_on_request_is_kept_after_the_answer() {
         .to_string();
     assert!(
         svc.db
-            .cached_render(&id, 0, "full")
+            .cached_render(&id, 0, lichtkasten::studies::prepared::FULL_NAME)
             .await
             .expect("lookup")
             .is_none(),
@@ -219,7 +219,11 @@ async fn a_variant_drawn_on_request_is_kept_after_the_answer() {
     assert!(exact.starts_with(b"\x89PNG"), "a PNG");
     let mut kept = None;
     for _ in 0..200 {
-        kept = svc.db.cached_render(&id, 0, "full").await.expect("lookup");
+        kept = svc
+            .db
+            .cached_render(&id, 0, lichtkasten::studies::prepared::FULL_NAME)
+            .await
+            .expect("lookup");
         if kept.is_some() {
             break;
         }
