@@ -142,8 +142,11 @@ pub fn check(file: &[u8]) -> Result<Option<std::ops::Range<usize>>, DicomError> 
     if ts != IMPLICIT_LE && ts != EXPLICIT_BE && !ts.starts_with(b"1.2.840.10008.1.2.") {
         return Err(malformed("unknown transfer syntax"));
     }
-    // Deflated (1.2.840.10008.1.2.1.99): the bytes are compressed, nothing to walk.
+    // Deflated (1.2.840.10008.1.2.1.99): the parser reads the inflated bytes, so
+    // those are walked (a lying header inside the stream once made it reserve
+    // gigabytes, found by the `render` fuzz target). Pixels are never read in place.
     if ts.ends_with(b".99") {
+        data_set(&inflate_capped(&file[meta_end..])?, true, false)?;
         return Ok(None);
     }
     let pixels = data_set(&file[meta_end..], ts != IMPLICIT_LE, ts == EXPLICIT_BE)?;
@@ -151,6 +154,26 @@ pub fn check(file: &[u8]) -> Result<Option<std::ops::Range<usize>>, DicomError> 
     Ok(pixels
         .filter(|_| native_le)
         .map(|r| meta_end + r.start..meta_end + r.end))
+}
+
+/// A deflated data set is walked only up to this size inflated; a bigger one is
+/// refused. (Reading it grows the buffer to at most 256 MiB.)
+const MAX_INFLATED: u64 = 192 * 1024 * 1024;
+
+/// The data set of a deflated file, inflated (raw deflate, PS3.5 A.5).
+fn inflate_capped(deflated: &[u8]) -> Result<Vec<u8>, DicomError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::DeflateDecoder::new(deflated)
+        .take(MAX_INFLATED + 1)
+        .read_to_end(&mut out)
+        .map_err(|_| DicomError::Malformed("the deflated data set is damaged".into()))?;
+    if out.len() as u64 > MAX_INFLATED {
+        return Err(DicomError::Malformed(
+            "the deflated data set inflates to more than 192 MiB".into(),
+        ));
+    }
+    Ok(out)
 }
 
 /// Whether the data set's first element is of the meta group (0002), in either byte

@@ -80,7 +80,8 @@ fn view_meta(obj: &DefaultDicomObject) -> ViewMeta {
     let window = floats::<1>(obj, tags::WINDOW_CENTER)
         .zip(floats::<1>(obj, tags::WINDOW_WIDTH))
         .map(|(c, w)| [c[0], w[0]])
-        .filter(|w| w[1] > 0.0)
+        // As the renderer: a width under 1 is no window (PS3.3 C.11.2.1.2).
+        .filter(|w| w[1] >= 1.0)
         .or_else(|| super::render::as_stored_window(obj).map(|(c, w)| [c, w]));
     let patient_orientation = {
         let s = text(obj, tags::PATIENT_ORIENTATION);

@@ -1081,6 +1081,20 @@ mod tests {
         let us = crate::dicom::synth::us_loop(&spec, "2.25.7", "2.25.8", 2, 8);
         let view = crate::dicom::parse::parse(&us).expect("parse").view;
         assert_eq!(view.window, Some([128.0, 256.0]), "a loop without a window");
+        // A width under 1 is no window, for the renderer and the viewer alike.
+        let mut obj =
+            dicom_object::from_reader(std::io::Cursor::new(us[128..].to_vec())).expect("read");
+        for (tag, value) in [(tags::WINDOW_CENTER, "40"), (tags::WINDOW_WIDTH, "0.5")] {
+            obj.put(dicom_core::DataElement::new(
+                tag,
+                dicom_core::VR::DS,
+                dicom_core::PrimitiveValue::from(value),
+            ));
+        }
+        let mut narrow = Vec::new();
+        obj.write_all(&mut narrow).expect("write");
+        let view = crate::dicom::parse::parse(&narrow).expect("parse").view;
+        assert_eq!(view.window, Some([128.0, 256.0]), "width 0.5 is ignored");
         let colour = tiny("RGB", 3, vec![1, 2, 3, 4, 5, 6], &[]);
         let parsed = parse_for_render(colour).expect("parse");
         assert_eq!(as_stored_window(&parsed.obj), None, "colour has no window");
