@@ -491,11 +491,8 @@ fn render_full(
             // 2^16) and each pixel is a table look-up: no per-pixel arithmetic and
             // no copy of the image in floating point.
             let bits = s.bits_stored as u32;
-            let slope = float(obj, tags::RESCALE_SLOPE).unwrap_or(1.0);
-            let intercept = float(obj, tags::RESCALE_INTERCEPT).unwrap_or(0.0);
             let signed = s.signed;
-            let modality =
-                move |r: usize| stored_value(r as u32, bits, signed) as f64 * slope + intercept;
+            let modality = modality_lut(obj, bits, signed);
             let file_window = match (
                 float(obj, tags::WINDOW_CENTER),
                 float(obj, tags::WINDOW_WIDTH),
@@ -956,11 +953,19 @@ pub fn as_stored_window(obj: &dicom_object::DefaultDicomObject) -> Option<(f64, 
     }
     let bits = bits as u32;
     let signed = int(obj, tags::PIXEL_REPRESENTATION).unwrap_or(0) == 1;
+    Some(full_range_window(bits, modality_lut(obj, bits, signed)))
+}
+
+/// The modality LUT as the file's rescale gives it: a raw stored value (its low
+/// `bits`) to the value it stands for.
+fn modality_lut(
+    obj: &dicom_object::DefaultDicomObject,
+    bits: u32,
+    signed: bool,
+) -> impl Fn(usize) -> f64 + Copy {
     let slope = float(obj, tags::RESCALE_SLOPE).unwrap_or(1.0);
     let intercept = float(obj, tags::RESCALE_INTERCEPT).unwrap_or(0.0);
-    Some(full_range_window(bits, |r| {
-        stored_value(r as u32, bits, signed) as f64 * slope + intercept
-    }))
+    move |r: usize| stored_value(r as u32, bits, signed) as f64 * slope + intercept
 }
 
 /// The window over every value the stored bits can hold (in modality units): for 8

@@ -203,7 +203,7 @@ pub async fn render_image(
     frame: u32,
     options: crate::dicom::render::RenderOptions,
     format: ImageFormat,
-) -> Result<Vec<u8>, StudyError> {
+) -> Result<bytes::Bytes, StudyError> {
     let request = (practice_id, study_id, instance_id, frame, options, format);
     render_maybe_kept(svc, request, Some(svc), &mut None).await
 }
@@ -222,7 +222,7 @@ pub async fn prepare_image(
     options: crate::dicom::render::RenderOptions,
     format: ImageFormat,
     held: &mut Option<Parsed>,
-) -> Result<Vec<u8>, StudyError> {
+) -> Result<bytes::Bytes, StudyError> {
     let request = (practice_id, study_id, instance_id, frame, options, format);
     render_maybe_kept(svc, request, None, held).await
 }
@@ -242,12 +242,10 @@ async fn render_maybe_kept(
     (practice_id, study_id, instance_id, frame, options, format): RenderRequest<'_>,
     keep_later: Option<&Arc<Services>>,
     held: &mut Option<Parsed>,
-) -> Result<Vec<u8>, StudyError> {
+) -> Result<bytes::Bytes, StudyError> {
     let Some(variant) = super::prepared::variant_of(&options, format) else {
         let (key_row, inst) = look_up_instance(svc, practice_id, study_id, instance_id).await?;
-        return draw_remembered(svc, &key_row, &inst, frame, options, format)
-            .await
-            .map(|image| image.to_vec());
+        return draw_remembered(svc, &key_row, &inst, frame, options, format).await;
     };
     let key_row = svc
         .db
@@ -258,7 +256,7 @@ async fn render_maybe_kept(
     if let Some(hit) =
         super::prepared::cached(svc, study_id, &dek, instance_id, frame, variant).await?
     {
-        return Ok(hit);
+        return Ok(hit.into());
     }
     crate::metrics::RENDER_CACHE_MISSES.inc();
     let inst = svc
@@ -280,12 +278,12 @@ async fn render_maybe_kept(
             encoded.clone(),
         )
         .await?;
-        return Ok(encoded.to_vec());
+        return Ok(encoded);
     };
     let pending = format!("{instance_id}/{frame}/{variant}");
     let Some(pending) = super::recent::PendingKeeps::start(owner, pending) else {
         // Being kept already, or too many stores waiting: drawn again when asked.
-        return Ok(encoded.to_vec());
+        return Ok(encoded);
     };
     let kept = encoded.clone();
     let (study_id, instance_id) = (study_id.to_string(), instance_id.to_string());
@@ -306,7 +304,7 @@ async fn render_maybe_kept(
         }
         drop(pending);
     });
-    Ok(encoded.to_vec())
+    Ok(encoded)
 }
 
 static RENDER_SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();

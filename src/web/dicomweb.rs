@@ -472,17 +472,18 @@ async fn rendered(
     // The rows just read serve the render: no second lookup on this path.
     let image = match view::render_uncached(svc, &study, &instance, frame, options, format).await? {
         Some(image) => image,
-        None => view::render_image(
-            svc,
-            &study.practice_id,
-            &study.id,
-            &instance.id,
-            frame,
-            options,
-            format,
-        )
-        .await?
-        .into(),
+        None => {
+            view::render_image(
+                svc,
+                &study.practice_id,
+                &study.id,
+                &instance.id,
+                frame,
+                options,
+                format,
+            )
+            .await?
+        }
     };
     let mut res = ([(header::CONTENT_TYPE, format.media_type())], image).into_response();
     res.headers_mut().insert(
