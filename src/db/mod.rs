@@ -13,6 +13,14 @@ macro_rules! live_api_token {
     };
 }
 
+/// The variant a decoded copy is recorded under among an instance's renders: a macro,
+/// so the instance queries can join on it ([`renders::DECODED_COPY`]).
+macro_rules! decoded_copy_variant {
+    () => {
+        "decoded.1"
+    };
+}
+
 pub mod access;
 pub mod audit;
 pub mod practices;

@@ -12,6 +12,10 @@ pub struct RenderJob {
     pub attempts: i64,
 }
 
+/// The name a decoded copy is recorded under among an instance's renders (frame 0;
+/// it holds every frame).
+pub const DECODED_COPY: &str = decoded_copy_variant!();
+
 /// A job is tried this often before it is left alone (a file that cannot be drawn).
 pub const MAX_ATTEMPTS: i64 = 3;
 
@@ -162,10 +166,14 @@ impl Db {
 
     /// The study's render blobs, for the cache's share of deletion and purge.
     pub async fn render_count(&self, instance_id: &str) -> DbResult<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM renders WHERE instance_id = $1")
-            .bind(instance_id)
-            .fetch_one(self.pool())
-            .await?;
+        let row = sqlx::query(concat!(
+            "SELECT COUNT(*) AS n FROM renders WHERE instance_id = $1 AND variant <> '",
+            decoded_copy_variant!(),
+            "'"
+        ))
+        .bind(instance_id)
+        .fetch_one(self.pool())
+        .await?;
         get_i64(&row, "n")
     }
 }

@@ -93,6 +93,19 @@ pub struct InstanceRow {
     /// Of the plaintext, taken at ingest; every read is checked against it.
     #[serde(skip)]
     pub sha256: String,
+    /// The decoded copy of a compressed original, once one is kept.
+    #[serde(skip)]
+    pub decoded: Option<DecodedCopyRow>,
+}
+
+/// Where the decoded copy of a compressed original is stored (a `decoded` blob,
+/// recorded with the instance's renders under [`crate::db::renders::DECODED_COPY`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecodedCopyRow {
+    pub blob_id: String,
+    pub object_key: String,
+    pub plain_size: i64,
+    pub sha256: String,
 }
 
 #[derive(Debug, Clone)]
@@ -175,21 +188,45 @@ fn instance_from(r: &AnyRow) -> DbResult<InstanceRow> {
         object_key: get_str(r, "object_key")?,
         plain_size: get_i64(r, "plain_size")?,
         sha256: get_str(r, "sha256")?,
+        decoded: match r.try_get::<Option<String>, _>("decoded_blob_id")? {
+            Some(blob_id) => Some(DecodedCopyRow {
+                blob_id,
+                object_key: get_str(r, "decoded_object_key")?,
+                plain_size: get_i64(r, "decoded_plain_size")?,
+                sha256: get_str(r, "decoded_sha256")?,
+            }),
+            None => None,
+        },
     })
 }
 
-/// The columns [`instance_from`] reads (instances `i` joined with blobs `b`).
+/// The columns [`instance_from`] reads (instances `i` joined with blobs `b` and with
+/// [`decoded_copy_join`]).
 macro_rules! instance_columns {
     () => {
         "i.id, i.series_id, i.sop_uid, i.sop_class_uid, i.instance_number, i.rows_count,
-         i.columns_count, i.frames, i.view_meta, i.blob_id, b.object_key, b.plain_size, b.sha256"
+         i.columns_count, i.frames, i.view_meta, i.blob_id, b.object_key, b.plain_size, b.sha256,
+         dcr.blob_id AS decoded_blob_id, dcb.object_key AS decoded_object_key,
+         dcb.plain_size AS decoded_plain_size, dcb.sha256 AS decoded_sha256"
+    };
+}
+
+/// The instance's decoded copy, if one is kept (a primary-key look-up in renders).
+macro_rules! decoded_copy_join {
+    () => {
+        concat!(
+            " LEFT JOIN renders dcr ON dcr.instance_id = i.id AND dcr.frame = 0 AND dcr.variant = '",
+            decoded_copy_variant!(),
+            "' LEFT JOIN blobs dcb ON dcb.id = dcr.blob_id "
+        )
     };
 }
 
 const INSTANCE_SELECT: &str = concat!(
     "SELECT ",
     instance_columns!(),
-    " FROM instances i JOIN blobs b ON b.id = i.blob_id"
+    " FROM instances i JOIN blobs b ON b.id = i.blob_id",
+    decoded_copy_join!()
 );
 
 impl Db {
@@ -493,8 +530,9 @@ impl Db {
              JOIN studies s ON s.practice_id = tok.practice_id
              LEFT JOIN practice_keys k ON k.id = s.kek_id
              JOIN instances i ON i.study_id = s.id
-             JOIN blobs b ON b.id = i.blob_id
-             JOIN series se ON se.id = i.series_id
+             JOIN blobs b ON b.id = i.blob_id",
+            decoded_copy_join!(),
+            "JOIN series se ON se.id = i.series_id
              WHERE s.study_uid = $3 AND se.series_uid = $4 AND i.sop_uid = $5"
         );
         let row = sqlx::query(SQL)

@@ -1,6 +1,7 @@
 //! DICOM: parse, validate, extract metadata, render frames, synthesise demo data.
 //! Bytes in, values out: no IO, so everything here can be fuzzed.
 
+pub mod decoded_copy;
 mod jpeg12;
 mod jpeg_out;
 mod jpegxl;

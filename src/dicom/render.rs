@@ -129,22 +129,22 @@ fn float(obj: &dicom_object::DefaultDicomObject, tag: dicom_core::Tag) -> Option
 }
 
 /// One frame's samples as stored (native) or as decoded, and what describes them.
-struct Samples<'a> {
-    bytes: std::borrow::Cow<'a, [u8]>,
-    photometric: String,
+pub(super) struct Samples<'a> {
+    pub(super) bytes: std::borrow::Cow<'a, [u8]>,
+    pub(super) photometric: String,
     samples_per_pixel: i64,
-    bits_allocated: i64,
+    pub(super) bits_allocated: i64,
     bits_stored: i64,
     signed: bool,
     planar: i64,
-    big_endian: bool,
+    pub(super) big_endian: bool,
 }
 
 /// The frame's bytes: sliced from native pixel data, or decoded from an encapsulated
 /// transfer syntax (JPEG, JPEG 2000 and HTJ2K, RLE, and JPEG-LS when built with the
 /// `jpeg-ls` feature, by dicom-pixeldata; JPEG XL by [`super::jpegxl`]), colour as
 /// interleaved RGB.
-fn samples<'a>(
+pub(super) fn samples<'a>(
     parsed: &'a ForRender,
     ts: &str,
     frame: u32,
@@ -433,6 +433,17 @@ enum Pixels {
     },
     /// Parsed with the rest (encapsulated frames, big-endian and deflated files).
     Parsed,
+}
+
+impl ForRender {
+    pub(super) fn object(&self) -> &dicom_object::DefaultDicomObject {
+        &self.obj
+    }
+
+    /// Whether frames are read where they lie in the file (native, little-endian).
+    pub fn reads_in_place(&self) -> bool {
+        matches!(self.pixels, Pixels::InFile { .. })
+    }
 }
 
 /// Parses a file to render frames from.

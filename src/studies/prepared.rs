@@ -1,6 +1,7 @@
 //! Renders prepared at ingest and kept: the thumbnail and the first view of every
-//! image, encrypted under the study key like the original (renders are patient data
-//! too) and deleted with the study. A queue in the database, leased per job, lets
+//! image (and a decoded copy of a compressed original, which later renders read
+//! instead of decoding again), encrypted under the study key like the original
+//! (renders are patient data too) and deleted with the study. A queue in the database, leased per job, lets
 //! any number of nodes prepare them without doing one twice.
 
 use super::StudyError;
@@ -8,6 +9,7 @@ use super::view::ImageFormat;
 use crate::app::Services;
 use crate::blob::{object_key, once};
 use crate::crypto::stream::ObjectContext;
+use crate::db::renders::DECODED_COPY;
 use crate::db::studies::NewBlob;
 use crate::dicom::render::RenderOptions;
 use crate::domain::new_id;
@@ -120,6 +122,27 @@ pub async fn store(
     format: ImageFormat,
     encoded: Bytes,
 ) -> Result<(), StudyError> {
+    let what = ("render", format.media_type());
+    store_object(
+        svc,
+        study_id,
+        dek,
+        (instance_id, frame, variant),
+        what,
+        encoded,
+    )
+    .await
+}
+
+/// Stores an object recorded with an instance's renders: `(kind, media type)`.
+async fn store_object(
+    svc: &Services,
+    study_id: &str,
+    dek: &crate::crypto::Key32,
+    (instance_id, frame, variant): (&str, u32, &str),
+    (kind, media_type): (&str, &str),
+    encoded: Bytes,
+) -> Result<(), StudyError> {
     let blob_id = new_id(&mut rand::rngs::OsRng);
     let key = object_key(&blob_id);
     let sha = hex::encode(Sha256::digest(&encoded));
@@ -134,7 +157,7 @@ pub async fn store(
             &NewBlob {
                 id: &blob_id,
                 study_id,
-                kind: "render",
+                kind,
                 object_key: &key,
                 plain_size: report.plain_len as i64,
                 stored_size: report.stored_len as i64,
@@ -143,7 +166,7 @@ pub async fn store(
             instance_id,
             frame,
             variant,
-            format.media_type(),
+            media_type,
             svc.clock.now(),
         )
         .await;
@@ -164,20 +187,26 @@ pub async fn store(
 /// rest drawn when asked).
 const MAX_PREPARED_FRAMES: i64 = 1000;
 
-/// Prepares one leased job: thumbnail and preview of the first frame, the scrolling
-/// size of every frame, then the preview of every other frame (the viewer loads
-/// those next: a loop plays at preview quality without drawing any of it).
+/// Prepares one leased job: a decoded copy of a compressed original first (the
+/// renders below are then drawn from it), thumbnail and preview of the first frame,
+/// the scrolling size of every frame, then the preview of every other frame (the
+/// viewer loads those next: a loop plays at preview quality without drawing any of
+/// it).
 async fn prepare(svc: &Services, job: &crate::db::renders::RenderJob) -> Result<(), StudyError> {
     let instance = svc
         .db
         .instance(&job.study_id, &job.instance_id)
         .await?
         .ok_or(StudyError::NotFound)?;
+    if let Err(e) = keep_decoded_copy(svc, job, &instance).await {
+        // Renders are then decoded from the original each time, as before.
+        tracing::warn!(error = %e, "no decoded copy kept");
+    }
     let frames = instance.frames.clamp(1, MAX_PREPARED_FRAMES) as u32;
     let mut wanted = vec![(0, THUMBNAIL), (0, PREVIEW)];
     wanted.extend((0..frames).map(|f| (f, SCROLL)));
     wanted.extend((1..frames).map(|f| (f, PREVIEW)));
-    // The parsed original, read once for all of them whatever its size.
+    // The parsed file, read once for all of them whatever its size.
     let mut held = None;
     for (frame, (options, format)) in wanted {
         super::view::prepare_image(
@@ -193,10 +222,49 @@ async fn prepare(svc: &Services, job: &crate::db::renders::RenderJob) -> Result<
         .await?;
     }
     drop(held);
-    // Its renders are kept now; holding the parsed original for a viewer that may
-    // never come would only fill memory during a big ingest.
+    // Its renders are kept now; holding the parsed file for a viewer that may never
+    // come would only fill memory during a big ingest.
     svc.recent_originals.forget(&instance.blob_id);
+    if let Some(instance) = svc.db.instance(&job.study_id, &job.instance_id).await?
+        && let Some(copy) = instance.decoded
+    {
+        svc.recent_originals.forget(&copy.blob_id);
+    }
     Ok(())
+}
+
+/// Stores the decoded copy of a compressed original (see
+/// [`crate::dicom::decoded_copy`]), unless it has one, needs none or would be too big
+/// (`copy_budget`).
+async fn keep_decoded_copy(
+    svc: &Services,
+    job: &crate::db::renders::RenderJob,
+    instance: &crate::db::studies::InstanceRow,
+) -> Result<(), StudyError> {
+    if instance.decoded.is_some() {
+        return Ok(());
+    }
+    let key_row = svc
+        .db
+        .study_key(&job.practice_id, &job.study_id)
+        .await?
+        .ok_or(StudyError::NotFound)?;
+    let original = super::view::StoredObject::original(instance);
+    let checksum = super::view::Checksum::Skip;
+    let copy = super::view::read_then(svc, &key_row, original, checksum, move |bytes| {
+        use crate::dicom::decoded_copy::{copy_budget, decoded_copy};
+        let file_len = bytes.len();
+        let parsed = crate::dicom::render::parse_for_render(bytes)?;
+        Ok(decoded_copy(&parsed, copy_budget(&parsed, file_len))?)
+    })
+    .await?;
+    let Some(copy) = copy else {
+        return Ok(());
+    };
+    let dek = svc.keys.study_key(&svc.db, &key_row).await?;
+    let at = (job.instance_id.as_str(), 0, DECODED_COPY);
+    let what = ("decoded", "application/dicom");
+    store_object(svc, &job.study_id, &dek, at, what, copy.into()).await
 }
 
 /// How long a node holds a job before another may take it over.

@@ -114,12 +114,19 @@ async fn read_checked(
     key_row: &crate::db::studies::StudyKeyRow,
     inst: &InstanceRow,
 ) -> Result<Vec<u8>, StudyError> {
-    read_then(svc, key_row, inst, Checksum::Compare, Ok).await
+    read_then(
+        svc,
+        key_row,
+        StoredObject::original(inst),
+        Checksum::Compare,
+        Ok,
+    )
+    .await
 }
 
-/// Whether a read compares the file with the SHA-256 taken at ingest.
+/// Whether a read compares the file with the SHA-256 taken when it was stored.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Checksum {
+pub(super) enum Checksum {
     /// For files that leave as they are (downloads, forwarding).
     Compare,
     /// For renders: the object format already authenticates every segment, their
@@ -128,14 +135,44 @@ enum Checksum {
     Skip,
 }
 
-/// Reads the sealed original in one go, then opens and checks it and hands it to
-/// `then`, all in one blocking step off the async threads (a few MB of AES-GCM
-/// would otherwise stall them). From a local store the file is read in that step
-/// too: one thread hand-off per read, not two.
-async fn read_then<T: Send + 'static>(
+/// A stored file of an instance: its original, or the decoded copy kept beside a
+/// compressed original.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct StoredObject<'a> {
+    blob_id: &'a str,
+    object_key: &'a str,
+    plain_size: i64,
+    sha256: &'a str,
+}
+
+impl<'a> StoredObject<'a> {
+    pub(super) fn original(inst: &'a InstanceRow) -> Self {
+        StoredObject {
+            blob_id: &inst.blob_id,
+            object_key: &inst.object_key,
+            plain_size: inst.plain_size,
+            sha256: &inst.sha256,
+        }
+    }
+
+    fn decoded(copy: &'a crate::db::studies::DecodedCopyRow) -> Self {
+        StoredObject {
+            blob_id: &copy.blob_id,
+            object_key: &copy.object_key,
+            plain_size: copy.plain_size,
+            sha256: &copy.sha256,
+        }
+    }
+}
+
+/// Reads a sealed file in one go, then opens and checks it and hands it to `then`,
+/// all in one blocking step off the async threads (a few MB of AES-GCM would
+/// otherwise stall them). From a local store the file is read in that step too: one
+/// thread hand-off per read, not two.
+pub(super) async fn read_then<T: Send + 'static>(
     svc: &Services,
     key_row: &crate::db::studies::StudyKeyRow,
-    inst: &InstanceRow,
+    object: StoredObject<'_>,
     checksum: Checksum,
     then: impl FnOnce(Vec<u8>) -> Result<T, StudyError> + Send + 'static,
 ) -> Result<T, StudyError> {
@@ -146,11 +183,11 @@ async fn read_then<T: Send + 'static>(
     };
     let source = svc
         .blobs
-        .sealed_source(&inst.object_key)
+        .sealed_source(object.object_key)
         .await
         .map_err(unreadable)?;
-    let (study_id, blob_id) = (key_row.id.clone(), inst.blob_id.clone());
-    let (plain_size, sha256) = (inst.plain_size, inst.sha256.clone());
+    let (study_id, blob_id) = (key_row.id.clone(), object.blob_id.to_string());
+    let (plain_size, sha256) = (object.plain_size, object.sha256.to_string());
     tokio::task::spawn_blocking(move || {
         let ctx = ObjectContext {
             study_id: &study_id,
@@ -355,12 +392,14 @@ async fn draw_remembered(
     Ok(encoded)
 }
 
-/// Draws and encodes one frame of rows just looked up. The parsed original comes
-/// from `held`, else from memory, else it is read, opened, parsed and drawn in one
-/// blocking step (the rows serve the decryption too, no second lookup). A loop or a
-/// big image is then kept for the next frame, also when this frame cannot be drawn (a
-/// request that fails again and again must not decrypt the whole object each time);
-/// a small single-frame image is cheaper to read again than to keep.
+/// Draws and encodes one frame of rows just looked up, from the decoded copy when one
+/// is kept (else, or when the copy cannot be read, from the original). The parsed
+/// file comes from `held`, else from memory, else it is read, opened, parsed and
+/// drawn in one blocking step (the rows serve the decryption too, no second lookup).
+/// A loop or a big image is then kept for the next frame, also when this frame
+/// cannot be drawn (a request that fails again and again must not decrypt the whole
+/// object each time); a small single-frame image is cheaper to read again than to
+/// keep.
 async fn draw_looked_up(
     svc: &Services,
     key_row: &crate::db::studies::StudyKeyRow,
@@ -394,36 +433,52 @@ async fn draw_looked_up(
             .await
             .map_err(|_| StudyError::Integrity)?
     };
+    let source = inst
+        .decoded
+        .as_ref()
+        .map_or(StoredObject::original(inst), StoredObject::decoded);
     let recent = &svc.recent_originals;
-    let size = inst.plain_size.max(0) as usize;
+    let size = source.plain_size.max(0) as usize;
     let keep = RecentOriginals::worth_keeping(inst.frames, size);
-    // (A small single-frame original is never kept, so it is simply not found.)
-    if let Some(hit) = held.clone().or_else(|| recent.get(&inst.blob_id)) {
+    // (A small single-frame file is never kept, so it is simply not found.)
+    if let Some(hit) = held.clone().or_else(|| recent.get(source.blob_id)) {
         *held = Some(hit.clone());
         return from_memory(hit).await;
     }
-    // Requests that miss the same kept original at once read it once; the others
-    // wait for the reader (and its render) and then draw from memory, side by side.
+    // Requests that miss the same kept file at once read it once; the others wait
+    // for the reader (and its render) and then draw from memory, side by side.
     let reading = if keep {
-        Some(recent.reading(&inst.blob_id).await)
+        Some(recent.reading(source.blob_id).await)
     } else {
         None
     };
     if reading.is_some()
-        && let Some(hit) = recent.get(&inst.blob_id)
+        && let Some(hit) = recent.get(source.blob_id)
     {
         drop(reading);
         *held = Some(hit.clone());
         return from_memory(hit).await;
     }
-    let (parsed, encoded) = read_then(svc, key_row, inst, Checksum::Skip, move |bytes| {
+    let parse_and_draw = move |bytes| {
         let parsed = Arc::new(crate::dicom::render::parse_for_render(bytes)?);
         let encoded = draw(&parsed);
         Ok((parsed, encoded))
-    })
-    .await?;
+    };
+    let read = read_then(svc, key_row, source, Checksum::Skip, parse_and_draw).await;
+    let (parsed, encoded) = match read {
+        Err(e) if inst.decoded.is_some() => {
+            // The copy is a convenience: the original is still there to draw from.
+            tracing::warn!(error = %e, "a decoded copy could not be read; drawing from the original");
+            let original = StoredObject::original(inst);
+            let (parsed, encoded) =
+                read_then(svc, key_row, original, Checksum::Skip, parse_and_draw).await?;
+            *held = Some(parsed);
+            return encoded;
+        }
+        read => read?,
+    };
     if keep {
-        recent.put(&inst.blob_id, parsed.clone(), size);
+        recent.put(source.blob_id, parsed.clone(), size);
     }
     *held = Some(parsed);
     encoded

@@ -397,3 +397,169 @@ async fn a_series_comes_as_one_stack_of_jpegs() {
     let res = get("/view/api/series/0123456789abcdef0123456789abcdef/stack".into()).await;
     assert_eq!(res.status(), 404);
 }
+
+/// Files of one series of a new study, with the study, series and SOP UIDs.
+struct Series {
+    files: Vec<Vec<u8>>,
+    study_uid: String,
+    series_uid: String,
+    sops: Vec<String>,
+}
+
+/// Two CT slices of a new study, compressed to lossless JPEG 2000 by gdcmconv.
+/// `None` where gdcm is missing (not in CI).
+fn jpeg2000_slices() -> Option<Series> {
+    use lichtkasten::dicom::synth::{StudySpec, ct_slice, new_uid};
+    let mut rng = rand::thread_rng();
+    let spec = StudySpec::demo(&mut rng);
+    let series = new_uid(&mut rng);
+    let sops: Vec<String> = (0..2).map(|_| new_uid(&mut rng)).collect();
+    let dir = tempfile::tempdir().expect("dir");
+    let mut files = Vec::new();
+    for (i, sop) in sops.iter().enumerate() {
+        let (input, output) = (dir.path().join("in.dcm"), dir.path().join("out.dcm"));
+        std::fs::write(&input, ct_slice(&spec, &series, sop, i, 2, 128)).expect("write");
+        let done = std::process::Command::new("gdcmconv")
+            .arg("--j2k")
+            .arg(&input)
+            .arg(&output)
+            .status();
+        if !done.is_ok_and(|s| s.success()) {
+            assert!(std::env::var("CI").is_err(), ".ci/run installs gdcm");
+            eprintln!("gdcmconv missing: decoded copies not tested");
+            return None;
+        }
+        files.push(std::fs::read(&output).expect("read"));
+    }
+    Some(Series {
+        files,
+        study_uid: spec.study_uid,
+        series_uid: series,
+        sops,
+    })
+}
+
+/// A compressed original is kept decoded too when its renders are prepared. Renders
+/// then read the copy (they still answer with the original gone) and draw exactly
+/// what the original draws; a copy that cannot be read falls back to the original;
+/// the copy is encrypted like every object and goes with its study.
+#[tokio::test]
+async fn a_compressed_original_is_kept_decoded_and_drawn_from_the_copy() {
+    let Some(Series {
+        files,
+        study_uid,
+        series_uid,
+        sops,
+    }) = jpeg2000_slices()
+    else {
+        return;
+    };
+    let app = app_without_workers().await;
+    let demo = app.demo().await;
+    let svc = app.services();
+    let token = app.bearer(&demo).await;
+    let res = app
+        .post_studies(&token, "application/zip", super::helpers::zip_of(&files))
+        .await;
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(body["studies"][0]["accepted"], 2, "{body}");
+    let study_id = body["studies"][0]["id"].as_str().expect("id").to_string();
+    let url = |sop: &str, window: &str| {
+        format!(
+            "/dicomweb/studies/{study_uid}/series/{series_uid}/instances/{sop}/rendered?window={window}"
+        )
+    };
+    let get = |path: String| {
+        let (app, token) = (&app, &token);
+        async move {
+            svc.recent_renders.forget_all();
+            svc.recent_originals.forget_all();
+            let res = app.get_api(token, &path).await;
+            let status = res.status();
+            (status, res.bytes().await.expect("body").to_vec())
+        }
+    };
+    // Drawn from the originals, before anything is prepared.
+    let mut drawn_from_originals = Vec::new();
+    for sop in &sops {
+        let (status, jpeg) = get(url(sop, "-600,1500")).await;
+        assert_eq!(status, 200);
+        drawn_from_originals.push(jpeg);
+    }
+
+    prepared::drain(svc, "worker", &svc.preparer)
+        .await
+        .expect("drain");
+    let instances = svc.db.instances_of_study(&study_id).await.expect("db");
+    assert_eq!(instances.len(), 2);
+    let copies: Vec<_> = instances
+        .iter()
+        .map(|i| i.decoded.clone().expect("a decoded copy"))
+        .collect();
+    for (instance, copy) in instances.iter().zip(&copies) {
+        // 128×128 16-bit samples and the attributes: bigger than the compressed file.
+        assert!(copy.plain_size > 128 * 128 * 2, "{}", copy.plain_size);
+        assert!(copy.plain_size > instance.plain_size);
+        // Thumbnail, preview, scrolling size: the copy is not counted as a render.
+        assert_eq!(svc.db.render_count(&instance.id).await.expect("count"), 3);
+    }
+    let blobs = svc.db.all_blobs().await.expect("blobs");
+    let decoded: Vec<_> = blobs.iter().filter(|b| b.kind == "decoded").collect();
+    assert_eq!(decoded.len(), 2);
+    // Sealed like the rest: no DICOM header, no run of the samples in the store.
+    let objects = app.stored_objects().await;
+    for blob in &decoded {
+        let stored = &objects
+            .iter()
+            .find(|(k, _)| *k == blob.object_key)
+            .expect("copy object")
+            .1;
+        assert!(!contains(stored, b"DICM"));
+        assert!(!contains(stored, b"1.2.840.10008.1.2.1"));
+    }
+    // The first slice's original gone: its renders come from the copy, the same
+    // picture as before.
+    let by_sop = |sop: &str| {
+        instances
+            .iter()
+            .position(|i| i.sop_uid == sop)
+            .expect("instance")
+    };
+    let first = by_sop(&sops[0]);
+    svc.blobs
+        .delete(&instances[first].object_key)
+        .await
+        .expect("delete original");
+    let (status, jpeg) = get(url(&sops[0], "-600,1500")).await;
+    assert_eq!(status, 200, "drawn from the decoded copy");
+    assert!(
+        jpeg == drawn_from_originals[0],
+        "the copy draws another picture"
+    );
+
+    // The second slice's copy gone: drawn from its original, as before.
+    let second = by_sop(&sops[1]);
+    svc.blobs
+        .delete(&copies[second].object_key)
+        .await
+        .expect("delete copy");
+    let (status, jpeg) = get(url(&sops[1], "-600,1500")).await;
+    assert_eq!(status, 200, "drawn from the original");
+    assert!(jpeg == drawn_from_originals[1]);
+
+    // Deleting the study deletes the copies.
+    let res = app
+        .http
+        .delete(format!("{}/api/v1/studies/{study_id}", app.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("delete");
+    assert!(res.status().is_success());
+    let left = app.stored_objects().await;
+    assert!(
+        left.iter().all(|(k, _)| *k != copies[first].object_key),
+        "a decoded copy left behind"
+    );
+}

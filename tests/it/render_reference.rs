@@ -5,7 +5,8 @@
 //! from the standard's formulas. Native files and their lossless compressions (by
 //! dcmtk, gdcm and, for High-Throughput JPEG 2000, OpenJPH) must match within rounding: mean absolute difference at most 0.5
 //! of 255 and no pixel more than 1 apart. Lossy JPEG baseline must stay within a
-//! mean absolute difference of 6.
+//! mean absolute difference of 6. Every compressed file's decoded copy draws exactly
+//! what the file draws.
 
 use lichtkasten::dicom::parse::normalize_preamble;
 use lichtkasten::dicom::render::render_frame;
@@ -103,6 +104,29 @@ fn compare(ours: &Path, frame: u32, refd: &(u32, u32, u8, Vec<u8>)) -> (f64, u8)
     (mean, diffs.iter().copied().max().unwrap_or(0))
 }
 
+/// A compressed file's decoded copy (kept beside it for later renders) is read in
+/// place and draws exactly what the file draws, with its own window and another.
+fn assert_copy_draws_the_same(file: &Path) {
+    use lichtkasten::dicom::decoded_copy::decoded_copy;
+    use lichtkasten::dicom::render::{RenderOptions, parse_for_render, render_parsed};
+    let bytes = normalize_preamble(&std::fs::read(file).expect("file")).expect("DICOM");
+    let original = parse_for_render(bytes).expect("parse");
+    let copy = decoded_copy(&original, usize::MAX)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .unwrap_or_else(|| panic!("{}: no copy", file.display()));
+    let copied = parse_for_render(copy).expect("parse copy");
+    assert!(copied.reads_in_place(), "{}", file.display());
+    let windowed = RenderOptions {
+        window: Some((100.0, 700.0)),
+        viewport: None,
+    };
+    for options in [RenderOptions::default(), windowed] {
+        let a = render_parsed(&original, 0, options).expect("render");
+        let b = render_parsed(&copied, 0, options).expect("render copy");
+        assert!(a == b, "{}: the copy draws another picture", file.display());
+    }
+}
+
 fn convert(tool: &str, args: &[&str], input: &Path, output: &Path) -> bool {
     Command::new(tool)
         .args(args)
@@ -188,6 +212,7 @@ fn renders_match_independent_references() {
                 mean <= 0.5 && max <= 1,
                 "{name} as {label}: mean {mean:.3}, max {max}"
             );
+            assert_copy_draws_the_same(&out);
             checked.push(format!("{name}.{label}"));
         }
         // Lossy JPEG baseline for 8-bit images.
@@ -202,6 +227,7 @@ fn renders_match_independent_references() {
             );
             let (mean, _) = compare(&out, 0, &refd);
             assert!(mean <= 6.0, "{name} as JPEG baseline: mean {mean:.3}");
+            assert_copy_draws_the_same(&out);
             checked.push(format!("{name}.jpeg"));
         }
     }
