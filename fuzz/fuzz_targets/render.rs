@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lichtkasten::dicom::parse::{normalize_preamble, parse};
 use lichtkasten::dicom::decoded_copy::decoded_copy;
+use lichtkasten::dicom::parse::{normalize_preamble, parse};
 use lichtkasten::dicom::render::{RenderOptions, parse_for_render, render_frame_with};
 
 fuzz_target!(|data: &[u8]| {
@@ -35,7 +35,10 @@ fuzz_target!(|data: &[u8]| {
     };
     // As at ingest: at most four times the file's size (another frame may fail).
     if let Ok(Some(copy)) = decoded_copy(&parsed, normalized.len() * 4) {
-        let again = render_frame_with(&copy, 0, options).expect("the copy renders");
-        assert!(again == image, "the copy draws another picture");
+        // A copy that cannot be read is skipped for the original at render time; one
+        // that can must show the same picture.
+        if let Ok(again) = render_frame_with(&copy, 0, options) {
+            assert!(again == image, "the copy draws another picture");
+        }
     }
 });
