@@ -93,6 +93,8 @@ pub struct InstanceRow {
     /// Of the plaintext, taken at ingest; every read is checked against it.
     #[serde(skip)]
     pub sha256: String,
+    #[serde(skip)]
+    pub transfer_syntax: String,
     /// The decoded copy of a compressed original, once one is kept.
     #[serde(skip)]
     pub decoded: Option<DecodedCopyRow>,
@@ -188,6 +190,7 @@ fn instance_from(r: &AnyRow) -> DbResult<InstanceRow> {
         object_key: get_str(r, "object_key")?,
         plain_size: get_i64(r, "plain_size")?,
         sha256: get_str(r, "sha256")?,
+        transfer_syntax: get_str(r, "transfer_syntax")?,
         decoded: match r.try_get::<Option<String>, _>("decoded_blob_id")? {
             Some(blob_id) => Some(DecodedCopyRow {
                 blob_id,
@@ -206,7 +209,7 @@ macro_rules! instance_columns {
     () => {
         "i.id, i.series_id, i.sop_uid, i.sop_class_uid, i.instance_number, i.rows_count,
          i.columns_count, i.frames, i.view_meta, i.blob_id, b.object_key, b.plain_size, b.sha256,
-         dcr.blob_id AS decoded_blob_id, dcb.object_key AS decoded_object_key,
+         i.transfer_syntax, dcr.blob_id AS decoded_blob_id, dcb.object_key AS decoded_object_key,
          dcb.plain_size AS decoded_plain_size, dcb.sha256 AS decoded_sha256"
     };
 }

@@ -39,6 +39,15 @@ pub const MAX_COPY_BYTES: usize = 256 << 20;
 /// keeping it decoded would multiply what the practice stores.
 const MAX_LOSSY_GROWTH: usize = 4;
 
+/// Whether a file of this transfer syntax can need a copy at all: native
+/// little-endian frames are read in place already, so their file is not even read.
+pub fn may_need_copy(transfer_syntax: &str) -> bool {
+    !matches!(
+        transfer_syntax,
+        uids::IMPLICIT_VR_LITTLE_ENDIAN | uids::EXPLICIT_VR_LITTLE_ENDIAN
+    )
+}
+
 /// How many bytes of decoded pixel data a copy of this file (`file_len` bytes) may
 /// hold, for [`decoded_copy`].
 pub fn copy_budget(parsed: &ForRender, file_len: usize) -> usize {
@@ -218,6 +227,10 @@ mod tests {
         let (native, _) = native_and_rle();
         let parsed = parse_for_render(native).expect("parse");
         assert_eq!(decoded_copy(&parsed, usize::MAX).expect("copy"), None);
+        assert!(!may_need_copy(uids::EXPLICIT_VR_LITTLE_ENDIAN));
+        assert!(!may_need_copy(uids::IMPLICIT_VR_LITTLE_ENDIAN));
+        assert!(may_need_copy(uids::RLE_LOSSLESS));
+        assert!(may_need_copy(uids::JPEGLS_LOSSLESS));
     }
 
     #[test]

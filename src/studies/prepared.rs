@@ -241,7 +241,9 @@ async fn keep_decoded_copy(
     job: &crate::db::renders::RenderJob,
     instance: &crate::db::studies::InstanceRow,
 ) -> Result<(), StudyError> {
-    if instance.decoded.is_some() {
+    if instance.decoded.is_some()
+        || !crate::dicom::decoded_copy::may_need_copy(&instance.transfer_syntax)
+    {
         return Ok(());
     }
     let key_row = svc
