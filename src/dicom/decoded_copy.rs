@@ -51,7 +51,7 @@ pub fn may_need_copy(transfer_syntax: &str) -> bool {
 /// How many bytes of decoded pixel data a copy of this file (`file_len` bytes) may
 /// hold, for [`decoded_copy`].
 pub fn copy_budget(parsed: &ForRender, file_len: usize) -> usize {
-    let ts = transfer_syntax(parsed);
+    let ts = parsed.transfer_syntax();
     if LOSSLESS.contains(&ts.as_str()) {
         MAX_COPY_BYTES
     } else {
@@ -59,16 +59,6 @@ pub fn copy_budget(parsed: &ForRender, file_len: usize) -> usize {
             .saturating_mul(MAX_LOSSY_GROWTH)
             .min(MAX_COPY_BYTES)
     }
-}
-
-fn transfer_syntax(parsed: &ForRender) -> String {
-    parsed
-        .object()
-        .meta()
-        .transfer_syntax()
-        .trim_end_matches('\0')
-        .trim()
-        .to_string()
 }
 
 /// The copy as a DICOM file, or `None` when there is nothing to gain (the frames
@@ -82,17 +72,11 @@ pub fn decoded_copy(
         return Ok(None);
     }
     let obj = parsed.object();
-    let ts = transfer_syntax(parsed);
-    let rows = int(obj, tags::ROWS).ok_or(DicomError::Missing("Rows"))?;
-    let cols = int(obj, tags::COLUMNS).ok_or(DicomError::Missing("Columns"))?;
-    if !(1..=65535).contains(&rows) || !(1..=65535).contains(&cols) {
-        return Err(DicomError::TooLarge);
-    }
-    let frames = int(obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1) as usize;
+    let ts = parsed.transfer_syntax();
+    let (w, h, frames) = parsed.geometry()?;
     let spp = int(obj, tags::SAMPLES_PER_PIXEL).unwrap_or(1).clamp(1, 3) as usize;
     let bits_allocated = int(obj, tags::BITS_ALLOCATED).unwrap_or(16);
     let bytes_per_sample = if bits_allocated > 8 { 2 } else { 1 };
-    let (w, h) = (cols as usize, rows as usize);
     // Known before decoding anything: a loop too big to keep twice is left as it is.
     let decoded_len = (w * h * spp * bytes_per_sample).saturating_mul(frames);
     if decoded_len > max_pixel_bytes {

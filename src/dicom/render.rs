@@ -444,6 +444,23 @@ impl ForRender {
     pub fn reads_in_place(&self) -> bool {
         matches!(self.pixels, Pixels::InFile { .. })
     }
+
+    pub(super) fn transfer_syntax(&self) -> String {
+        let ts = self.obj.meta().transfer_syntax();
+        ts.trim_end_matches('\0').trim().to_string()
+    }
+
+    /// Columns, rows and frames, checked against the limits every render keeps.
+    pub(super) fn geometry(&self) -> Result<(usize, usize, usize), DicomError> {
+        let obj = &self.obj;
+        let rows = int(obj, tags::ROWS).ok_or(DicomError::Missing("Rows"))?;
+        let cols = int(obj, tags::COLUMNS).ok_or(DicomError::Missing("Columns"))?;
+        let frames = int(obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
+        if !(1..=65535).contains(&rows) || !(1..=65535).contains(&cols) {
+            return Err(DicomError::TooLarge);
+        }
+        Ok((cols as usize, rows as usize, frames as usize))
+    }
 }
 
 /// Parses a file to render frames from.
@@ -475,22 +492,11 @@ fn render_full(
     window_override: Option<(f64, f64)>,
 ) -> Result<Rendered, DicomError> {
     let obj = &parsed.obj;
-    let ts = obj
-        .meta()
-        .transfer_syntax()
-        .trim_end_matches('\0')
-        .trim()
-        .to_string();
-    let rows = int(obj, tags::ROWS).ok_or(DicomError::Missing("Rows"))?;
-    let cols = int(obj, tags::COLUMNS).ok_or(DicomError::Missing("Columns"))?;
-    let frames = int(obj, tags::NUMBER_OF_FRAMES).unwrap_or(1).max(1);
-    if !(1..=65535).contains(&rows) || !(1..=65535).contains(&cols) {
-        return Err(DicomError::TooLarge);
-    }
-    if i64::from(frame) >= frames {
+    let ts = parsed.transfer_syntax();
+    let (w, h, frames) = parsed.geometry()?;
+    if frame as usize >= frames {
         return Err(DicomError::Missing("frame"));
     }
-    let (w, h) = (cols as usize, rows as usize);
     let s = samples(parsed, &ts, frame, (w, h))?;
     let bpp = (s.bits_allocated / 8) as usize;
     let frame_bytes: &[u8] = &s.bytes;

@@ -1,8 +1,9 @@
 //! Renders prepared at ingest and kept: the thumbnail and the first view of every
 //! image (and a decoded copy of a compressed original, which later renders read
 //! instead of decoding again), encrypted under the study key like the original
-//! (renders are patient data too) and deleted with the study. A queue in the database, leased per job, lets
-//! any number of nodes prepare them without doing one twice.
+//! (renders are patient data too) and deleted with the study. A queue in the
+//! database, leased per job, lets any number of nodes prepare them without doing one
+//! twice.
 
 use super::StudyError;
 use super::view::ImageFormat;
@@ -132,9 +133,11 @@ pub async fn store(
         encoded,
     )
     .await
+    .map(|_| ())
 }
 
 /// Stores an object recorded with an instance's renders: `(kind, media type)`.
+/// Returns its blob id, or `None` when another node recorded the same one first.
 async fn store_object(
     svc: &Services,
     study_id: &str,
@@ -142,7 +145,7 @@ async fn store_object(
     (instance_id, frame, variant): (&str, u32, &str),
     (kind, media_type): (&str, &str),
     encoded: Bytes,
-) -> Result<(), StudyError> {
+) -> Result<Option<String>, StudyError> {
     let blob_id = new_id(&mut rand::rngs::OsRng);
     let key = object_key(&blob_id);
     let sha = hex::encode(Sha256::digest(&encoded));
@@ -171,10 +174,10 @@ async fn store_object(
         )
         .await;
     match recorded {
-        Ok(true) => Ok(()),
+        Ok(true) => Ok(Some(blob_id)),
         Ok(false) => {
             svc.blobs.delete(&key).await?;
-            Ok(())
+            Ok(None)
         }
         Err(e) => {
             let _ = svc.blobs.delete(&key).await;
@@ -198,10 +201,13 @@ async fn prepare(svc: &Services, job: &crate::db::renders::RenderJob) -> Result<
         .instance(&job.study_id, &job.instance_id)
         .await?
         .ok_or(StudyError::NotFound)?;
-    if let Err(e) = keep_decoded_copy(svc, job, &instance).await {
-        // Renders are then decoded from the original each time, as before.
-        tracing::warn!(error = %e, "no decoded copy kept");
-    }
+    let copy_blob_id = keep_decoded_copy(svc, job, &instance)
+        .await
+        .unwrap_or_else(|e| {
+            // Renders are then decoded from the original each time, as before.
+            tracing::warn!(error = %e, "no decoded copy kept");
+            None
+        });
     let frames = instance.frames.clamp(1, MAX_PREPARED_FRAMES) as u32;
     let mut wanted = vec![(0, THUMBNAIL), (0, PREVIEW)];
     wanted.extend((0..frames).map(|f| (f, SCROLL)));
@@ -225,26 +231,26 @@ async fn prepare(svc: &Services, job: &crate::db::renders::RenderJob) -> Result<
     // Its renders are kept now; holding the parsed file for a viewer that may never
     // come would only fill memory during a big ingest.
     svc.recent_originals.forget(&instance.blob_id);
-    if let Some(instance) = svc.db.instance(&job.study_id, &job.instance_id).await?
-        && let Some(copy) = instance.decoded
-    {
-        svc.recent_originals.forget(&copy.blob_id);
+    if let Some(blob_id) = copy_blob_id {
+        svc.recent_originals.forget(&blob_id);
     }
     Ok(())
 }
 
 /// Stores the decoded copy of a compressed original (see
 /// [`crate::dicom::decoded_copy`]), unless it has one, needs none or would be too big
-/// (`copy_budget`).
+/// (`copy_budget`). Returns the blob id of the copy the renders will read (none when
+/// another node stored it first).
 async fn keep_decoded_copy(
     svc: &Services,
     job: &crate::db::renders::RenderJob,
     instance: &crate::db::studies::InstanceRow,
-) -> Result<(), StudyError> {
-    if instance.decoded.is_some()
-        || !crate::dicom::decoded_copy::may_need_copy(&instance.transfer_syntax)
-    {
-        return Ok(());
+) -> Result<Option<String>, StudyError> {
+    if let Some(copy) = &instance.decoded {
+        return Ok(Some(copy.blob_id.clone()));
+    }
+    if !crate::dicom::decoded_copy::may_need_copy(&instance.transfer_syntax) {
+        return Ok(None);
     }
     let key_row = svc
         .db
@@ -261,7 +267,7 @@ async fn keep_decoded_copy(
     })
     .await?;
     let Some(copy) = copy else {
-        return Ok(());
+        return Ok(None);
     };
     let dek = svc.keys.study_key(&svc.db, &key_row).await?;
     let at = (job.instance_id.as_str(), 0, DECODED_COPY);

@@ -210,6 +210,16 @@ impl TestApp {
             .expect("link")
     }
 
+    /// `DELETE /api/v1/studies/{id}` as an API client.
+    pub async fn delete_study(&self, token: &str, study_id: &str) -> reqwest::Response {
+        self.http
+            .delete(format!("{}/api/v1/studies/{study_id}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("delete")
+    }
+
     /// GET with a session cookie, as a browser would send it.
     pub async fn get_with_cookie(&self, path: &str, cookie: &str) -> reqwest::Response {
         self.http

@@ -290,13 +290,7 @@ async fn demo_journey_end_to_end() {
         .filter(|b| b.study_id == study_id)
         .count();
     assert!(of_study > 5, "originals, report and cached renders");
-    let res = app
-        .http
-        .delete(format!("{}/api/v1/studies/{study_id}", app.base))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("delete");
+    let res = app.delete_study(&token, &study_id).await;
     assert_eq!(res.status(), 204);
     assert_eq!(
         app.get_api(&token, &format!("/api/v1/studies/{study_id}"))

@@ -166,16 +166,8 @@ async fn renders_are_leased_prepared_encrypted_and_served_from_the_cache() {
     // Deleting the study deletes its renders with it.
     let token = app.bearer(&demo).await;
     let res = app
-        .http
-        .delete(format!(
-            "{}/api/v1/studies/{}",
-            app.base,
-            demo["study_id"].as_str().expect("study")
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("delete");
+        .delete_study(&token, demo["study_id"].as_str().expect("study"))
+        .await;
     assert!(res.status().is_success());
     let left = app.stored_objects().await;
     assert!(
@@ -298,16 +290,8 @@ async fn a_render_asked_again_comes_from_memory_until_its_study_is_gone() {
     assert_ne!(app.get_api(&token, &other).await.status(), 200);
 
     let res = app
-        .http
-        .delete(format!(
-            "{}/api/v1/studies/{}",
-            app.base,
-            demo["study_id"].as_str().expect("study")
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("delete");
+        .delete_study(&token, demo["study_id"].as_str().expect("study"))
+        .await;
     assert!(res.status().is_success());
     assert_eq!(
         app.get_api(&token, &url).await.status(),
@@ -518,44 +502,31 @@ async fn a_compressed_original_is_kept_decoded_and_drawn_from_the_copy() {
         assert!(!contains(stored, b"DICM"));
         assert!(!contains(stored, b"1.2.840.10008.1.2.1"));
     }
-    // The first slice's original gone: its renders come from the copy, the same
-    // picture as before.
+    // The first slice's original gone: its renders come from the copy. The second
+    // slice's copy gone: drawn from its original. Both the same picture as before.
     let by_sop = |sop: &str| {
         instances
             .iter()
             .position(|i| i.sop_uid == sop)
             .expect("instance")
     };
-    let first = by_sop(&sops[0]);
-    svc.blobs
-        .delete(&instances[first].object_key)
-        .await
-        .expect("delete original");
-    let (status, jpeg) = get(url(&sops[0], "-600,1500")).await;
-    assert_eq!(status, 200, "drawn from the decoded copy");
-    assert!(
-        jpeg == drawn_from_originals[0],
-        "the copy draws another picture"
-    );
-
-    // The second slice's copy gone: drawn from its original, as before.
-    let second = by_sop(&sops[1]);
-    svc.blobs
-        .delete(&copies[second].object_key)
-        .await
-        .expect("delete copy");
-    let (status, jpeg) = get(url(&sops[1], "-600,1500")).await;
-    assert_eq!(status, 200, "drawn from the original");
-    assert!(jpeg == drawn_from_originals[1]);
+    let (first, second) = (by_sop(&sops[0]), by_sop(&sops[1]));
+    let gone = [
+        (&instances[first].object_key, "drawn from the decoded copy"),
+        (&copies[second].object_key, "drawn from the original"),
+    ];
+    for (slice, (key, how)) in gone.into_iter().enumerate() {
+        svc.blobs.delete(key).await.expect("delete");
+        let (status, jpeg) = get(url(&sops[slice], "-600,1500")).await;
+        assert_eq!(status, 200, "{how}");
+        assert!(
+            jpeg == drawn_from_originals[slice],
+            "{how}: another picture"
+        );
+    }
 
     // Deleting the study deletes the copies.
-    let res = app
-        .http
-        .delete(format!("{}/api/v1/studies/{study_id}", app.base))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("delete");
+    let res = app.delete_study(&token, &study_id).await;
     assert!(res.status().is_success());
     let left = app.stored_objects().await;
     assert!(
